@@ -1,0 +1,43 @@
+use crate::Chunk;
+use serde::{Deserialize, Serialize};
+
+/// A score with the rank (from 1) it earned in one retriever's list.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankedScore {
+    pub rank: u32,
+    pub score: f32,
+}
+
+/// Every score a candidate collected on its way through the pipeline.
+///
+/// `None` means the stage did not see the candidate (e.g. a chunk found only
+/// by BM25 has no dense score) or did not run (no reranker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// BM25 rank and score.
+    pub bm25: Option<RankedScore>,
+    /// Dense rank and cosine similarity.
+    pub dense: Option<RankedScore>,
+    /// Reciprocal-rank-fusion score.
+    pub fused: Option<f32>,
+    /// Raw cross-encoder logit; only meaningful for sorting.
+    pub rerank: Option<f32>,
+}
+
+impl Scores {
+    /// The score the candidate is currently ordered by: the latest stage's.
+    pub fn final_score(&self) -> f32 {
+        self.rerank
+            .or(self.fused)
+            .or(self.dense.map(|s| s.score))
+            .or(self.bm25.map(|s| s.score))
+            .unwrap_or(f32::NEG_INFINITY)
+    }
+}
+
+/// A retrieved chunk together with its provenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub chunk: Chunk,
+    pub scores: Scores,
+}

@@ -1,0 +1,339 @@
+//! The one configuration type, [`Config`], read from TOML with defaults for
+//! every key; the CLI maps each key to a flag.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Longest query accepted, in characters. Far beyond any question a person
+/// types; it bounds the work one request can cause.
+pub const MAX_QUERY_CHARS: usize = 2048;
+
+/// Every setting of the engine. Unknown keys in a file are an error, so a
+/// typo never silently falls back to a default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub models: ModelsConfig,
+    pub chunking: ChunkingConfig,
+    pub hnsw: HnswConfig,
+    pub rerank: RerankConfig,
+    /// Defaults for each query; a query may override them.
+    pub search: SearchOptions,
+}
+
+impl Config {
+    /// Read a TOML file; missing keys take their defaults.
+    pub fn from_toml_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigIo {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| Error::ConfigParse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config is always serialisable")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.chunking.validate()?;
+        self.hnsw.validate()?;
+        self.search.validate()?;
+        if self.rerank.max_length < 16 {
+            return Err(Error::InvalidSetting(
+                "rerank.max_length must be at least 16".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a model's files come from: a local folder when one is named,
+/// otherwise the Hugging Face hub (standard cache).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSource {
+    /// Hub repository id, e.g. `sentence-transformers/all-MiniLM-L6-v2`.
+    pub repo: String,
+    pub revision: String,
+    /// A folder with `config.json`, `tokenizer.json` and `model.safetensors`;
+    /// takes precedence over the hub.
+    pub path: Option<PathBuf>,
+}
+
+impl ModelSource {
+    pub fn hub(repo: impl Into<String>) -> Self {
+        ModelSource {
+            repo: repo.into(),
+            revision: "main".into(),
+            path: None,
+        }
+    }
+
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        ModelSource {
+            path: Some(path.into()),
+            ..ModelSource::hub("")
+        }
+    }
+}
+
+impl Default for ModelSource {
+    fn default() -> Self {
+        ModelSource::hub("")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub bi_encoder: ModelSource,
+    pub cross_encoder: ModelSource,
+    /// Truncation length of the bi-encoder, in tokens (sentence-transformers'
+    /// `max_seq_length` for all-MiniLM-L6-v2).
+    pub embed_max_tokens: usize,
+    pub embed_batch_size: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            bi_encoder: ModelSource::hub("sentence-transformers/all-MiniLM-L6-v2"),
+            cross_encoder: ModelSource::hub("cross-encoder/ms-marco-MiniLM-L-6-v2"),
+            embed_max_tokens: 256,
+            embed_batch_size: 32,
+        }
+    }
+}
+
+/// How documents are cut into chunks, in tokens of the bi-encoder's tokenizer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Body tokens per chunk. With the title and special tokens a chunk still
+    /// fits the bi-encoder's 256-token window, so nothing is truncated away.
+    pub max_tokens: usize,
+    /// Tokens shared by consecutive chunks, so a sentence cut at a boundary is
+    /// whole in at least one of them.
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        ChunkingConfig {
+            max_tokens: 200,
+            overlap_tokens: 40,
+        }
+    }
+}
+
+impl ChunkingConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_tokens == 0 || self.overlap_tokens >= self.max_tokens {
+            return Err(Error::InvalidSetting(format!(
+                "chunking needs 0 <= overlap_tokens < max_tokens (got {} and {})",
+                self.overlap_tokens, self.max_tokens
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// HNSW graph parameters (hnsw_rs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswConfig {
+    /// Links per node.
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 128,
+        }
+    }
+}
+
+impl HnswConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.m < 2 || self.m > 256 || self.ef_construction == 0 || self.ef_search == 0 {
+            return Err(Error::InvalidSetting(
+                "hnsw needs 2 <= m <= 256 and ef_construction, ef_search > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerankConfig {
+    /// Longest (query, chunk) pair in tokens; only the chunk is truncated.
+    pub max_length: usize,
+    pub batch_size: usize,
+}
+
+impl Default for RerankConfig {
+    fn default() -> Self {
+        RerankConfig {
+            max_length: 512,
+            batch_size: 16,
+        }
+    }
+}
+
+/// Per-query knobs. [`Config::search`] holds their defaults.
+///
+/// ```
+/// use sift_core::SearchOptions;
+/// let opts = SearchOptions::default().depth(30).k(3).rerank(false);
+/// assert_eq!((opts.depth, opts.k, opts.rerank), (30, 3, false));
+/// opts.validate().unwrap();
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchOptions {
+    /// Candidates handed from retrieval to the reranker.
+    pub depth: usize,
+    /// Hits returned.
+    pub k: usize,
+    /// Run the cross-encoder (when one is loaded).
+    pub rerank: bool,
+    /// Reciprocal rank fusion constant: score = Σ 1 / (rrf_k + rank).
+    pub rrf_k: f32,
+    /// How many hits each retriever contributes to fusion; `None` = `depth`.
+    pub retriever_depth: Option<usize>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            depth: 50,
+            k: 5,
+            rerank: true,
+            rrf_k: 60.0,
+            retriever_depth: None,
+        }
+    }
+}
+
+/// Upper bound for depth and per-retriever depth: beyond this a cross-encoder
+/// on a CPU takes tens of seconds per query.
+pub const MAX_DEPTH: usize = 1000;
+
+impl SearchOptions {
+    pub fn depth(mut self, depth: usize) -> Self {
+        self.depth = depth;
+        self
+    }
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+    pub fn rerank(mut self, rerank: bool) -> Self {
+        self.rerank = rerank;
+        self
+    }
+    pub fn rrf_k(mut self, rrf_k: f32) -> Self {
+        self.rrf_k = rrf_k;
+        self
+    }
+    pub fn retriever_depth(mut self, retriever_depth: Option<usize>) -> Self {
+        self.retriever_depth = retriever_depth;
+        self
+    }
+
+    /// Hits each retriever contributes to fusion.
+    pub fn effective_retriever_depth(&self) -> usize {
+        self.retriever_depth.unwrap_or(self.depth)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.depth == 0 || self.depth > MAX_DEPTH {
+            return Err(Error::InvalidSetting(format!(
+                "depth must be in 1..={MAX_DEPTH}, got {}",
+                self.depth
+            )));
+        }
+        if self.k == 0 || self.k > self.depth {
+            return Err(Error::InvalidSetting(format!(
+                "k must be in 1..=depth ({}), got {}",
+                self.depth, self.k
+            )));
+        }
+        if !(self.rrf_k.is_finite() && self.rrf_k >= 0.0) {
+            return Err(Error::InvalidSetting(format!(
+                "rrf_k must be a finite number >= 0, got {}",
+                self.rrf_k
+            )));
+        }
+        if let Some(d) = self.retriever_depth {
+            if d == 0 || d > MAX_DEPTH {
+                return Err(Error::InvalidSetting(format!(
+                    "retriever_depth must be in 1..={MAX_DEPTH}, got {d}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Check a query before any work is spent on it.
+pub fn validate_query(query: &str) -> Result<()> {
+    if query.trim().is_empty() {
+        return Err(Error::InvalidQuery("the query is empty".into()));
+    }
+    let chars = query.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(Error::InvalidQuery(format!(
+            "the query is {chars} characters long; the limit is {MAX_QUERY_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_partial_files() {
+        let config = Config::default();
+        let back: Config = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(back, config);
+        let partial: Config = toml::from_str("[search]\ndepth = 20\n").unwrap();
+        assert_eq!(partial.search.depth, 20);
+        assert_eq!(partial.search.k, 5);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<Config>("[search]\ndepht = 20\n").unwrap_err();
+        assert!(err.to_string().contains("depht"), "{err}");
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        assert!(SearchOptions::default().k(0).validate().is_err());
+        assert!(SearchOptions::default().depth(10).k(11).validate().is_err());
+        assert!(SearchOptions::default()
+            .depth(MAX_DEPTH + 1)
+            .validate()
+            .is_err());
+        assert!(SearchOptions::default().rrf_k(f32::NAN).validate().is_err());
+        assert!(validate_query("   ").is_err());
+        assert!(validate_query(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        assert!(validate_query("what happens to my data").is_ok());
+    }
+}

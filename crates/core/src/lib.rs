@@ -1,0 +1,22 @@
+//! Shared vocabulary of the sift retrieval engine.
+//!
+//! Every other crate speaks in these types: a [`Document`] is split into
+//! [`Chunk`]s, each identified by a stable [`ChunkId`]; retrieval produces
+//! [`Candidate`]s that carry their [`Scores`] from every stage that saw them;
+//! [`Config`] holds every setting, and [`StageTimings`] says where a query's
+//! time went.
+
+mod candidate;
+mod config;
+mod document;
+mod error;
+mod timings;
+
+pub use candidate::{Candidate, RankedScore, Scores};
+pub use config::{
+    validate_query, ChunkingConfig, Config, HnswConfig, ModelSource, ModelsConfig,
+    RerankConfig, SearchOptions, MAX_DEPTH, MAX_QUERY_CHARS,
+};
+pub use document::{Chunk, ChunkId, Document, Metadata};
+pub use error::{Error, Result};
+pub use timings::{Stage, StageTimings};

