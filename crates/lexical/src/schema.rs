@@ -1,0 +1,108 @@
+//! The tantivy schema of the chunk store and its analyzer.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    StopWordFilter, TextAnalyzer,
+};
+
+/// Name under which [`analyzer`] is registered in the index.
+pub(crate) const ANALYZER: &str = "sift_en";
+
+pub(crate) const CHUNK_ID: &str = "chunk_id";
+pub(crate) const DOC_ID: &str = "doc_id";
+pub(crate) const TITLE: &str = "title";
+pub(crate) const BODY: &str = "body";
+pub(crate) const ORDINAL: &str = "ordinal";
+pub(crate) const CHAR_START: &str = "char_start";
+pub(crate) const CHAR_END: &str = "char_end";
+pub(crate) const METADATA: &str = "metadata";
+pub(crate) const VECTOR: &str = "vector";
+
+/// Tokens longer than this many bytes (base64 blobs, hashes…) are dropped.
+const MAX_TOKEN_BYTES: usize = 40;
+
+/// English analyzer of `title` and `body`, applied to queries too:
+/// simple tokenizer, long-token removal, lower-casing, ASCII folding,
+/// Lucene's English stop words, Snowball English stemmer.
+pub(crate) fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// The terms `text` is indexed under (or searched for), in order, with
+/// repetitions: what the `sift_en` analyzer makes of it.
+///
+/// ```
+/// assert_eq!(sift_lexical::analyze("Closing the Accounts!"), ["close", "account"]);
+/// ```
+pub fn analyze(text: &str) -> Vec<String> {
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut terms = Vec::new();
+    stream.process(&mut |token| terms.push(token.text.clone()));
+    terms
+}
+
+/// Handles on every field of the schema.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fields {
+    pub chunk_id: Field,
+    pub doc_id: Field,
+    pub title: Field,
+    pub body: Field,
+    pub ordinal: Field,
+    pub char_start: Field,
+    pub char_end: Field,
+    pub metadata: Field,
+    pub vector: Field,
+}
+
+pub(crate) fn build_schema() -> Schema {
+    let text = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let mut builder = Schema::builder();
+    builder.add_u64_field(CHUNK_ID, FAST | INDEXED | STORED);
+    builder.add_text_field(DOC_ID, STRING | STORED | FAST);
+    builder.add_text_field(TITLE, text.clone());
+    builder.add_text_field(BODY, text);
+    // FAST so a document's chunks can be put in order without reading the store.
+    builder.add_u64_field(ORDINAL, STORED | FAST);
+    builder.add_u64_field(CHAR_START, STORED);
+    builder.add_u64_field(CHAR_END, STORED);
+    builder.add_text_field(METADATA, STORED);
+    builder.add_bytes_field(VECTOR, STORED);
+    builder.build()
+}
+
+impl Fields {
+    /// Field handles of a schema built by [`build_schema`].
+    pub(crate) fn of(schema: &Schema) -> Fields {
+        let get = |name: &str| {
+            schema
+                .get_field(name)
+                .expect("the schema was checked against build_schema")
+        };
+        Fields {
+            chunk_id: get(CHUNK_ID),
+            doc_id: get(DOC_ID),
+            title: get(TITLE),
+            body: get(BODY),
+            ordinal: get(ORDINAL),
+            char_start: get(CHAR_START),
+            char_end: get(CHAR_END),
+            metadata: get(METADATA),
+            vector: get(VECTOR),
+        }
+    }
+}
