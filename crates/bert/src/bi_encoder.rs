@@ -1,6 +1,7 @@
 use crate::model::{length_sorted_order, load_tokenizer, Bert, Encoded};
 use crate::{Error, ModelFiles, Result};
 use candle_core::{DType, D};
+use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 
 /// Sentence embeddings: BERT, mean pooling over real tokens, L2 normalisation.
@@ -89,6 +90,19 @@ impl BiEncoder {
     /// Embed one text (a query).
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.embed(&[text])?.pop().expect("one input, one output"))
+    }
+
+    /// Embed one text, also returning the time spent tokenising and the
+    /// time spent in the model, which a query's timings report apart.
+    pub fn embed_query_timed(&self, text: &str) -> Result<(Vec<f32>, Duration, Duration)> {
+        let start = Instant::now();
+        let encoded = self.encode(text)?;
+        let tokenized = Instant::now();
+        let vector = self
+            .forward(&[encoded])?
+            .pop()
+            .expect("one input, one output");
+        Ok((vector, tokenized - start, tokenized.elapsed()))
     }
 
     fn forward(&self, batch: &[Encoded]) -> Result<Vec<Vec<f32>>> {

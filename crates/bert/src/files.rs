@@ -126,8 +126,11 @@ impl ModelFiles {
     }
 }
 
+/// The innermost cause of a chain of errors flattened into one message
+/// ("request error: …: dns failed: …: Name or service not known").
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
+    let line = s.lines().next().unwrap_or_default();
+    line.rsplit(": ").next().unwrap_or(line).to_string()
 }
 
 #[cfg(test)]

@@ -1,1 +1,239 @@
-fn main() {}
+//! `sift`: the command-line face of the sift retrieval engine.
+
+mod output;
+mod score;
+mod settings;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use settings::Settings;
+use sift_core::{Config, Document, SearchOptions};
+use sift_engine::{ingest::Source, Engine};
+use std::path::PathBuf;
+
+/// Two-stage retrieval: BM25 + dense (HNSW) fused by RRF, then a
+/// cross-encoder rerank.
+#[derive(Parser)]
+#[command(name = "sift", version, about)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    /// More logging (-v info, -vv debug); SIFT_LOG takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index a folder of .txt/.md files (recursively) or a BEIR corpus.jsonl.
+    Index {
+        /// Folder or .jsonl file.
+        path: PathBuf,
+    },
+    /// Remove a document (all its chunks) from the index.
+    Delete {
+        /// Document id (for folders: the path under the indexed folder).
+        doc_id: String,
+    },
+    /// Answer a query.
+    Search(SearchArgs),
+    /// Counts and sizes of the index.
+    Stats,
+    /// Measure HNSW recall@k against exact search.
+    CheckHnsw {
+        /// Queries to embed (a BEIR queries.jsonl); without it, stored chunk
+        /// vectors are used as queries.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+        /// Number of sampled queries when no file is given.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+    },
+    /// Score a TREC run against qrels (trec_eval-compatible metrics).
+    Score(score::ScoreArgs),
+    /// Print the effective configuration as TOML.
+    Config,
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    query: String,
+    /// Candidates retrieved for the reranker [default: config search.depth].
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Hits returned [default: config search.k].
+    #[arg(long)]
+    k: Option<usize>,
+    /// Skip the cross-encoder; return the fused stage-1 order.
+    #[arg(long)]
+    no_rerank: bool,
+    /// Reciprocal rank fusion constant.
+    #[arg(long)]
+    rrf_k: Option<f32>,
+    /// Hits each retriever contributes to fusion [default: depth].
+    #[arg(long)]
+    retriever_depth: Option<usize>,
+    /// Print JSON instead of lines.
+    #[arg(long)]
+    json: bool,
+    /// Show every score with its provenance.
+    #[arg(long)]
+    explain: bool,
+    /// Print per-stage timings.
+    #[arg(long)]
+    timings: bool,
+}
+
+impl SearchArgs {
+    fn options(&self, config: &Config) -> SearchOptions {
+        let d = &config.search;
+        SearchOptions::default()
+            .depth(self.depth.unwrap_or(d.depth))
+            .k(self.k.unwrap_or(d.k))
+            .rerank(d.rerank && !self.no_rerank)
+            .rrf_k(self.rrf_k.unwrap_or(d.rrf_k))
+            .retriever_depth(self.retriever_depth.or(d.retriever_depth))
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Index { path } => index(&settings, &path),
+        Command::Delete { doc_id } => {
+            let engine = open(&settings, false)?;
+            if engine.delete(&doc_id)? {
+                println!("deleted {doc_id}");
+                Ok(())
+            } else {
+                anyhow::bail!("no document {doc_id:?} in {}", settings.index().display())
+            }
+        }
+        Command::Search(args) => {
+            let config = settings.load()?;
+            let options = args.options(&config);
+            options.validate()?;
+            let engine = Engine::builder(settings.index())
+                .config(config)
+                .load_reranker(options.rerank)
+                .open()?;
+            let response = engine.search(&args.query, &options)?;
+            output::print_search(&response, args.json, args.explain, args.timings)
+        }
+        Command::Stats => {
+            let engine = Engine::builder(settings.index())
+                .config(settings.load()?)
+                .load_reranker(false)
+                .open()?;
+            println!("{}", serde_json::to_string_pretty(&engine.stats()?)?);
+            Ok(())
+        }
+        Command::CheckHnsw { queries, sample, k } => {
+            let engine = open(&settings, false)?;
+            let texts: Vec<String> = match &queries {
+                Some(path) => sift_eval::read_queries(path)?
+                    .into_iter()
+                    .map(|q| q.text)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let started = std::time::Instant::now();
+            let recall = engine.vector_recall(&texts, sample, k)?;
+            let stats = engine.stats()?;
+            let source = if texts.is_empty() {
+                format!("{sample} sampled chunk vectors")
+            } else {
+                format!("{} queries", texts.len())
+            };
+            println!(
+                "HNSW recall@{k} vs exact search: {recall:.4} ({source}; {} chunks; m={} ef_construction={} ef_search={}; {:.1}s)",
+                stats.chunks,
+                engine.config().hnsw.m,
+                engine.config().hnsw.ef_construction,
+                engine.config().hnsw.ef_search,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Score(args) => score::run(args),
+        Command::Config => {
+            print!("{}", settings.load()?.to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn open(settings: &Settings, reranker: bool) -> anyhow::Result<Engine> {
+    Ok(Engine::builder(settings.index())
+        .config(settings.load()?)
+        .load_reranker(reranker)
+        .open()?)
+}
+
+fn index(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut source = Source::open(path)?;
+    let documents: Vec<Document> = source
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    for skipped in source.skipped() {
+        eprintln!(
+            "warning: skipped {}: {}",
+            skipped.path.display(),
+            skipped.reason
+        );
+    }
+    let engine = Engine::builder(settings.index())
+        .config(settings.load()?)
+        .create_if_missing(true)
+        .load_reranker(false)
+        .open()?;
+    let started = std::time::Instant::now();
+    let bar = output::progress_bar("embedding");
+    let report = engine.index(&documents, |p| {
+        bar.set_length(p.chunks_total as u64);
+        bar.set_position(p.chunks_done as u64);
+    })?;
+    bar.finish_and_clear();
+    let stats = engine.stats()?;
+    println!(
+        "indexed {} documents ({} new or changed, {} unchanged, {} empty) into {} chunks in {:.1}s; index holds {} documents, {} chunks",
+        documents.len(),
+        report.documents_written,
+        report.documents_unchanged,
+        report.documents_empty,
+        report.chunks_written,
+        started.elapsed().as_secs_f64(),
+        stats.documents,
+        stats.chunks
+    );
+    Ok(())
+}

@@ -1,1 +1,20 @@
-//! placeholder
+//! The sift engine: index documents, answer queries in two stages.
+//!
+//! ```text
+//! query ─┬─ BM25 (tantivy) ───────────────┐
+//!        └─ embed (bi-encoder) ─ HNSW ─────┴─ RRF ─ fetch ─ cross-encoder ─ top k
+//! ```
+//!
+//! [`Engine`] ties the layers together over one index directory; see its
+//! documentation for an example.
+
+mod chunker;
+mod engine;
+mod error;
+pub mod ingest;
+
+pub use chunker::Chunker;
+pub use engine::{
+    Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval, SearchResponse,
+};
+pub use error::{Error, Result};

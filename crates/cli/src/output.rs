@@ -1,0 +1,94 @@
+//! How results look in a terminal.
+
+use sift_core::{Candidate, Stage};
+use sift_engine::SearchResponse;
+
+/// Characters of chunk text shown on a hit's line.
+const SNIPPET_CHARS: usize = 96;
+
+pub fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} chunks ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub fn print_search(
+    response: &SearchResponse,
+    json: bool,
+    explain: bool,
+    timings: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(response)?);
+        return Ok(());
+    }
+    if let Some(notice) = &response.notice {
+        eprintln!("note: {notice}");
+    }
+    if response.hits.is_empty() {
+        println!("no hits");
+    }
+    for hit in &response.hits {
+        println!(
+            "{:+.2} {}",
+            hit.scores.final_score(),
+            snippet(&hit.chunk.text)
+        );
+        if explain {
+            println!("      {}", provenance(hit));
+        }
+    }
+    if timings {
+        let t = &response.timings;
+        let parts: Vec<String> = Stage::ALL
+            .iter()
+            .map(|s| format!("{} {:.1}", s.name(), t.get(*s).as_secs_f64() * 1e3))
+            .collect();
+        println!(
+            "timings (ms): {} | total {:.1}",
+            parts.join(", "),
+            t.total.as_secs_f64() * 1e3
+        );
+        match &response.reranked_by {
+            Some(by) => println!("reranked by {by}"),
+            None => println!("not reranked"),
+        }
+    }
+    Ok(())
+}
+
+fn snippet(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= SNIPPET_CHARS {
+        flat
+    } else {
+        let cut: String = flat.chars().take(SNIPPET_CHARS).collect();
+        format!("{} …", cut.trim_end())
+    }
+}
+
+fn provenance(hit: &Candidate) -> String {
+    let s = &hit.scores;
+    let ranked = |r: Option<sift_core::RankedScore>, what: &str| match r {
+        Some(r) => format!("{what} #{} {:.3}", r.rank, r.score),
+        None => format!("{what} -"),
+    };
+    format!(
+        "{} §{} chars {}..{} | {} | {} | rrf {} | rerank {}",
+        hit.chunk.doc_id,
+        hit.chunk.ordinal,
+        hit.chunk.char_start,
+        hit.chunk.char_end,
+        ranked(s.bm25, "bm25"),
+        ranked(s.dense, "dense"),
+        s.fused.map_or("-".into(), |f| format!("{f:.4}")),
+        s.rerank.map_or("-".into(), |r| format!("{r:+.3}")),
+    )
+}

@@ -1,0 +1,620 @@
+use crate::chunker::Chunker;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, ModelRole};
+use sift_core::{
+    validate_query, Candidate, Chunk, ChunkId, ChunkingConfig, Config, Document, SearchOptions,
+    Stage, StageTimings,
+};
+use sift_fusion::reciprocal_rank_fusion;
+use sift_lexical::LexicalIndex;
+use sift_rerank::{CrossEncoderReranker, Reranker};
+use sift_vector::VectorIndex;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+const META_FILE: &str = "sift-index.json";
+const LEXICAL_DIR: &str = "lexical";
+const VECTORS_DIR: &str = "vectors";
+const FORMAT_VERSION: u32 = 1;
+/// Chunks staged between tantivy commits while indexing: a crash loses at
+/// most this much work, and the index stays at its last commit.
+const COMMIT_EVERY_CHUNKS: usize = 4096;
+
+/// What an index was built with; checked on every open.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct IndexMeta {
+    format_version: u32,
+    embedding_dim: usize,
+    bi_encoder: String,
+    chunking: ChunkingConfig,
+}
+
+/// Options for opening an [`Engine`].
+pub struct EngineBuilder {
+    dir: PathBuf,
+    config: Config,
+    create_if_missing: bool,
+    load_reranker: bool,
+}
+
+impl EngineBuilder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Create an empty index when `dir` has none (for indexing).
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    /// Load the cross-encoder (default: yes). Indexing does not need it.
+    pub fn load_reranker(mut self, yes: bool) -> Self {
+        self.load_reranker = yes;
+        self
+    }
+
+    pub fn open(self) -> Result<Engine> {
+        Engine::open_with(self)
+    }
+}
+
+/// What happened to the documents given to [`Engine::index`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IndexReport {
+    /// Documents new or changed, whose chunks were (re)written.
+    pub documents_written: usize,
+    /// Documents whose chunks were all already indexed.
+    pub documents_unchanged: usize,
+    /// Documents that produced no chunk (no text and no title).
+    pub documents_empty: usize,
+    pub chunks_written: usize,
+    pub commits: usize,
+}
+
+/// Progress of [`Engine::index`], reported after every embedded batch.
+#[derive(Clone, Copy, Debug)]
+pub struct IndexProgress {
+    pub chunks_done: usize,
+    pub chunks_total: usize,
+}
+
+/// What one query returned.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResponse {
+    pub hits: Vec<Candidate>,
+    pub timings: StageTimings,
+    /// The reranker that ordered the hits, or `None` for stage-1 order.
+    pub reranked_by: Option<String>,
+    /// Said to the user when the query was answered differently than asked
+    /// (e.g. rerank requested but no reranker available).
+    pub notice: Option<String>,
+}
+
+/// Stage 1 of a query, with each retriever's own list kept for evaluation.
+#[derive(Clone, Debug)]
+pub struct Retrieval {
+    pub bm25: Vec<(ChunkId, f32)>,
+    pub dense: Vec<(ChunkId, f32)>,
+    /// Fused candidates (top `depth`), chunks fetched.
+    pub candidates: Vec<Candidate>,
+    pub timings: StageTimings,
+}
+
+/// Counts and sizes of an open index.
+#[derive(Clone, Debug, Serialize)]
+pub struct IndexStats {
+    pub documents: u64,
+    pub chunks: u64,
+    /// Points in the HNSW graph, including those of deleted chunks.
+    pub vector_points: usize,
+    pub lexical_bytes: u64,
+    pub embedding_dim: usize,
+    pub bi_encoder: String,
+    pub reranker: Option<String>,
+}
+
+/// The retrieval engine over one index directory.
+///
+/// ```no_run
+/// use sift_core::{Config, Document, SearchOptions};
+/// use sift_engine::Engine;
+///
+/// let engine = Engine::builder("my-index").config(Config::default()).create_if_missing(true).open()?;
+/// engine.index(&[Document::new("faq/close.md", "Closing your account", "Your notes are deleted after 30 days.")], |_| {})?;
+/// let response = engine.search("what happens to my notes", &SearchOptions::default().depth(20).k(3))?;
+/// for hit in &response.hits {
+///     println!("{:+.2} {} [{}..{}]", hit.scores.final_score(), hit.chunk.doc_id, hit.chunk.char_start, hit.chunk.char_end);
+/// }
+/// # Ok::<(), sift_engine::Error>(())
+/// ```
+pub struct Engine {
+    dir: PathBuf,
+    config: Config,
+    meta: IndexMeta,
+    lexical: LexicalIndex,
+    vectors: RwLock<VectorIndex>,
+    /// Ids of the chunks in the last commit: the HNSW graph never forgets a
+    /// point, so dense hits are filtered through this.
+    live: RwLock<Arc<HashSet<ChunkId>>>,
+    bi_encoder: BiEncoder,
+    reranker: Option<Box<dyn Reranker>>,
+    /// Why there is no reranker, when there is none.
+    reranker_missing: Option<String>,
+    /// One writer at a time within the process (tantivy locks across processes).
+    write_lock: Mutex<()>,
+}
+
+impl Engine {
+    pub fn builder(dir: impl Into<PathBuf>) -> EngineBuilder {
+        EngineBuilder {
+            dir: dir.into(),
+            config: Config::default(),
+            create_if_missing: false,
+            load_reranker: true,
+        }
+    }
+
+    fn open_with(b: EngineBuilder) -> Result<Engine> {
+        b.config.validate()?;
+        let dir = b.dir;
+        let meta_path = dir.join(META_FILE);
+        let existing = read_meta(&meta_path)?;
+        if existing.is_none() && !b.create_if_missing {
+            return Err(Error::NoIndex(dir));
+        }
+        let files = ModelFiles::resolve(&b.config.models.bi_encoder, ModelRole::BiEncoder)?;
+        let bi_encoder = BiEncoder::load(
+            &files,
+            b.config.models.embed_max_tokens,
+            b.config.models.embed_batch_size,
+        )?;
+        let meta = match existing {
+            Some(meta) => {
+                if meta.embedding_dim != bi_encoder.dim() {
+                    return Err(Error::IncompatibleIndex {
+                        path: dir,
+                        message: format!(
+                            "it holds {}-dimensional vectors from {}, but the bi-encoder {} makes {}-dimensional ones",
+                            meta.embedding_dim,
+                            meta.bi_encoder,
+                            bi_encoder.origin(),
+                            bi_encoder.dim()
+                        ),
+                    });
+                }
+                if meta.chunking != b.config.chunking {
+                    tracing::warn!(
+                        "the index was chunked with {:?}; keeping that instead of the configured {:?}",
+                        meta.chunking,
+                        b.config.chunking
+                    );
+                }
+                meta
+            }
+            None => {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                IndexMeta {
+                    format_version: FORMAT_VERSION,
+                    embedding_dim: bi_encoder.dim(),
+                    bi_encoder: bi_encoder.origin().to_string(),
+                    chunking: b.config.chunking.clone(),
+                }
+            }
+        };
+        let lexical = if b.create_if_missing {
+            LexicalIndex::open_or_create(&dir.join(LEXICAL_DIR))?
+        } else {
+            LexicalIndex::open(&dir.join(LEXICAL_DIR))?
+        };
+        // The meta file is written after the lexical index exists, so its
+        // presence means a complete (possibly empty) index.
+        write_meta(&meta_path, &meta)?;
+
+        let (reranker, reranker_missing) = if b.load_reranker {
+            load_reranker(&b.config)
+        } else {
+            (None, None)
+        };
+        let vectors = load_vectors(&dir, &b.config, meta.embedding_dim);
+        let engine = Engine {
+            dir,
+            config: b.config,
+            meta,
+            lexical,
+            vectors: RwLock::new(vectors),
+            live: RwLock::new(Arc::new(HashSet::new())),
+            bi_encoder,
+            reranker,
+            reranker_missing,
+            write_lock: Mutex::new(()),
+        };
+        engine.refresh_live()?;
+        engine.repair_vectors()?;
+        Ok(engine)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn bi_encoder(&self) -> &BiEncoder {
+        &self.bi_encoder
+    }
+
+    /// The loaded reranker's description, or why none is loaded.
+    pub fn reranker_status(&self) -> std::result::Result<String, String> {
+        match (&self.reranker, &self.reranker_missing) {
+            (Some(r), _) => Ok(r.describe()),
+            (None, Some(why)) => Err(why.clone()),
+            (None, None) => Err("the reranker was not loaded".into()),
+        }
+    }
+
+    fn refresh_live(&self) -> Result<()> {
+        let live = Arc::new(self.lexical.live_chunk_ids()?);
+        *self.live.write().expect("not poisoned") = live;
+        Ok(())
+    }
+
+    fn live(&self) -> Arc<HashSet<ChunkId>> {
+        self.live.read().expect("not poisoned").clone()
+    }
+
+    /// Bring the HNSW graph level with the last commit: a crash after a
+    /// commit but before the graph was saved leaves committed chunks out
+    /// of it. Their vectors are in the lexical index, so nothing is
+    /// re-embedded.
+    fn repair_vectors(&self) -> Result<()> {
+        let live = self.live();
+        let missing = {
+            let vectors = self.vectors.read().expect("not poisoned");
+            live.iter().filter(|id| !vectors.contains(**id)).count()
+        };
+        if missing == 0 {
+            return Ok(());
+        }
+        tracing::info!(
+            missing,
+            "adding committed chunks missing from the vector index"
+        );
+        let mut points = Vec::with_capacity(missing);
+        {
+            let vectors = self.vectors.read().expect("not poisoned");
+            self.lexical.for_each_vector(|id, v| {
+                if !vectors.contains(id) {
+                    points.push((id, v));
+                }
+            })?;
+        }
+        let mut vectors = self.vectors.write().expect("not poisoned");
+        vectors.insert(&points)?;
+        if let Err(e) = vectors.save(&self.dir.join(VECTORS_DIR)) {
+            // Not fatal: the graph is repaired in memory and will be again.
+            tracing::warn!("could not save the repaired vector index: {e}");
+        }
+        Ok(())
+    }
+
+    /// Index documents: new ids are added, changed documents have their
+    /// chunks replaced, unchanged ones are skipped without re-embedding.
+    ///
+    /// Work is committed every few thousand chunks; if the process dies, the
+    /// index is at its last commit, with BM25, stored chunks and vectors in
+    /// agreement (they are one tantivy commit; the HNSW graph is repaired
+    /// from it on the next open).
+    pub fn index(
+        &self,
+        documents: &[Document],
+        mut progress: impl FnMut(IndexProgress),
+    ) -> Result<IndexReport> {
+        let _writer = self.write_lock.lock().expect("not poisoned");
+        let chunker = Chunker::new(self.bi_encoder.tokenizer(), &self.meta.chunking);
+        let mut report = IndexReport::default();
+        // The last occurrence of an id wins, as if the documents were indexed one by one.
+        let mut seen = HashSet::new();
+        let mut changed: Vec<(&Document, Vec<Chunk>)> = Vec::new();
+        for doc in documents.iter().rev() {
+            if !seen.insert(doc.id.as_str()) {
+                continue;
+            }
+            let chunks = chunker.chunk(doc)?;
+            let existing = self.lexical.document_chunk_ids(&doc.id)?;
+            if chunks.is_empty() && existing.is_empty() {
+                report.documents_empty += 1;
+            } else if chunks.iter().map(|c| c.id).eq(existing.iter().copied()) {
+                report.documents_unchanged += 1;
+            } else {
+                changed.push((doc, chunks));
+            }
+        }
+        changed.reverse();
+        let chunks_total: usize = changed.iter().map(|(_, c)| c.len()).sum();
+        progress(IndexProgress {
+            chunks_done: 0,
+            chunks_total,
+        });
+
+        let mut staged: Vec<(ChunkId, Vec<f32>)> = Vec::new();
+        let batch = self.config.models.embed_batch_size.max(1) * 4;
+        for (doc, chunks) in changed {
+            self.lexical.delete_document(&doc.id)?;
+            for group in chunks.chunks(batch) {
+                let passages: Vec<String> = group.iter().map(Chunk::passage).collect();
+                let vectors = match self.bi_encoder.embed(&passages) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.lexical.rollback()?;
+                        return Err(e.into());
+                    }
+                };
+                for (chunk, vector) in group.iter().zip(vectors) {
+                    self.lexical.add(chunk, &vector)?;
+                    staged.push((chunk.id, vector));
+                }
+                report.chunks_written += group.len();
+                progress(IndexProgress {
+                    chunks_done: report.chunks_written,
+                    chunks_total,
+                });
+            }
+            report.documents_written += 1;
+            if staged.len() >= COMMIT_EVERY_CHUNKS {
+                self.commit_staged(&mut staged)?;
+                report.commits += 1;
+            }
+        }
+        if report.documents_written > 0 {
+            self.commit_staged(&mut staged)?;
+            report.commits += 1;
+            self.save_vectors()?;
+        }
+        Ok(report)
+    }
+
+    fn commit_staged(&self, staged: &mut Vec<(ChunkId, Vec<f32>)>) -> Result<()> {
+        self.lexical.commit()?;
+        self.vectors.write().expect("not poisoned").insert(staged)?;
+        staged.clear();
+        self.refresh_live()
+    }
+
+    fn save_vectors(&self) -> Result<()> {
+        Ok(self
+            .vectors
+            .read()
+            .expect("not poisoned")
+            .save(&self.dir.join(VECTORS_DIR))?)
+    }
+
+    /// Remove a document's chunks; `false` when no such document was indexed.
+    pub fn delete(&self, doc_id: &str) -> Result<bool> {
+        let _writer = self.write_lock.lock().expect("not poisoned");
+        if self.lexical.document_chunk_ids(doc_id)?.is_empty() {
+            return Ok(false);
+        }
+        self.lexical.delete_document(doc_id)?;
+        self.lexical.commit()?;
+        // The graph keeps the points; the live set hides them.
+        self.refresh_live()?;
+        Ok(true)
+    }
+
+    /// Stage 1: BM25 and dense retrieval, fused by RRF, chunks fetched.
+    pub fn retrieve(&self, query: &str, options: &SearchOptions) -> Result<Retrieval> {
+        validate_query(query)?;
+        options.validate()?;
+        let start = Instant::now();
+        let mut timings = StageTimings::default();
+        let n = options.effective_retriever_depth();
+        let bm25 = timings.time(Stage::Bm25, || self.lexical.search(query, n))?;
+        let (query_vector, tokenize, embed) = self.bi_encoder.embed_query_timed(query)?;
+        timings.add(Stage::Tokenize, tokenize);
+        timings.add(Stage::Embed, embed);
+        let live = self.live();
+        let dense = timings.time(Stage::Hnsw, || {
+            self.vectors
+                .read()
+                .expect("not poisoned")
+                .search(&query_vector, n, &|id| live.contains(&id))
+        });
+        let fused = timings.time(Stage::Fuse, || {
+            reciprocal_rank_fusion(&bm25, &dense, options.rrf_k, options.depth)
+        });
+        let candidates = timings.time(Stage::Fetch, || self.fetch(fused))?;
+        timings.total = start.elapsed();
+        Ok(Retrieval {
+            bm25,
+            dense,
+            candidates,
+            timings,
+        })
+    }
+
+    fn fetch(&self, fused: Vec<sift_fusion::Fused>) -> Result<Vec<Candidate>> {
+        let ids: Vec<ChunkId> = fused.iter().map(|f| f.chunk_id).collect();
+        let chunks = self.lexical.chunks(&ids)?;
+        // A chunk deleted between retrieval and fetch is simply dropped.
+        Ok(fused
+            .into_iter()
+            .zip(chunks)
+            .filter_map(|(f, chunk)| {
+                chunk.map(|chunk| Candidate {
+                    chunk,
+                    scores: f.scores,
+                })
+            })
+            .collect())
+    }
+
+    /// Fetch chunks by id (`None` for ids not in the index).
+    pub fn chunks(&self, ids: &[ChunkId]) -> Result<Vec<Option<Chunk>>> {
+        Ok(self.lexical.chunks(ids)?)
+    }
+
+    /// Stage 2 on given candidates: score, sort, keep `k`. Without a
+    /// reranker the candidates keep their order; the notice says so.
+    pub fn rerank(
+        &self,
+        query: &str,
+        candidates: Vec<Candidate>,
+        k: usize,
+        timings: &mut StageTimings,
+    ) -> Result<(Vec<Candidate>, Option<String>)> {
+        match &self.reranker {
+            Some(reranker) => {
+                let start = Instant::now();
+                let hits = sift_rerank::rerank(reranker.as_ref(), query, candidates, k)?;
+                timings.add(Stage::Rerank, start.elapsed());
+                Ok((hits, Some(reranker.describe())))
+            }
+            None => Ok((candidates.into_iter().take(k).collect(), None)),
+        }
+    }
+
+    /// Both stages: retrieve `depth` candidates, rerank them, return `k`.
+    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<SearchResponse> {
+        let start = Instant::now();
+        let Retrieval {
+            candidates,
+            mut timings,
+            ..
+        } = self.retrieve(query, options)?;
+        let (hits, reranked_by, notice) = if options.rerank {
+            let (hits, by) = self.rerank(query, candidates, options.k, &mut timings)?;
+            let notice = by.is_none().then(|| {
+                format!(
+                    "not reranked: {}; hits are in stage-1 (hybrid RRF) order",
+                    self.reranker_missing
+                        .as_deref()
+                        .unwrap_or("no reranker is loaded")
+                )
+            });
+            (hits, by, notice)
+        } else {
+            (candidates.into_iter().take(options.k).collect(), None, None)
+        };
+        timings.total = start.elapsed();
+        Ok(SearchResponse {
+            hits,
+            timings,
+            reranked_by,
+            notice,
+        })
+    }
+
+    /// Mean recall@k of the HNSW search against exact search, for the
+    /// given query texts (or, when none are given, up to `sample` stored
+    /// chunk vectors used as queries).
+    pub fn vector_recall(&self, queries: &[String], sample: usize, k: usize) -> Result<f64> {
+        let vectors = self.vectors.read().expect("not poisoned");
+        let query_vectors: Vec<Vec<f32>> = if queries.is_empty() {
+            let step = (vectors.len() / sample.max(1)).max(1);
+            let mut picked = Vec::new();
+            let mut i = 0usize;
+            vectors.for_each_point(|_, v| {
+                if i % step == 0 && picked.len() < sample {
+                    picked.push(v.to_vec());
+                }
+                i += 1;
+            });
+            picked
+        } else {
+            self.bi_encoder.embed(queries)?
+        };
+        let live = self.live();
+        Ok(sift_vector::recall_at_k(
+            &vectors,
+            &query_vectors,
+            k,
+            &|id| live.contains(&id),
+        ))
+    }
+
+    pub fn stats(&self) -> Result<IndexStats> {
+        Ok(IndexStats {
+            documents: self.lexical.num_documents()?,
+            chunks: self.lexical.num_chunks(),
+            vector_points: self.vectors.read().expect("not poisoned").len(),
+            lexical_bytes: self.lexical.disk_bytes()?,
+            embedding_dim: self.meta.embedding_dim,
+            bi_encoder: self.meta.bi_encoder.clone(),
+            reranker: self.reranker.as_ref().map(|r| r.describe()),
+        })
+    }
+}
+
+fn read_meta(path: &Path) -> Result<Option<IndexMeta>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let meta: IndexMeta =
+                serde_json::from_str(&text).map_err(|e| Error::IncompatibleIndex {
+                    path: path.to_owned(),
+                    message: format!("unreadable {META_FILE}: {e}"),
+                })?;
+            if meta.format_version != FORMAT_VERSION {
+                return Err(Error::IncompatibleIndex {
+                    path: path.to_owned(),
+                    message: format!(
+                        "format version {} (this build reads {FORMAT_VERSION})",
+                        meta.format_version
+                    ),
+                });
+            }
+            Ok(Some(meta))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn write_meta(path: &Path, meta: &IndexMeta) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(meta).expect("serialisable");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The saved HNSW graph, or an empty one when there is none or it is
+/// unusable (it is rebuilt from the lexical index by `repair_vectors`).
+fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
+    match VectorIndex::load(&dir.join(VECTORS_DIR), &config.hnsw) {
+        Ok(Some(index)) if index.dim() == dim => index,
+        Ok(Some(index)) => {
+            tracing::warn!(
+                "vector index has dimension {}, expected {dim}: rebuilding it",
+                index.dim()
+            );
+            VectorIndex::new(dim, &config.hnsw, 0)
+        }
+        Ok(None) => VectorIndex::new(dim, &config.hnsw, 0),
+        Err(e) => {
+            tracing::warn!("vector index unusable ({e}): rebuilding it from the stored vectors");
+            VectorIndex::new(dim, &config.hnsw, 0)
+        }
+    }
+}
+
+/// Load the configured cross-encoder; without one the engine still answers
+/// with stage 1 and says why.
+fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>) {
+    let loaded = ModelFiles::resolve(&config.models.cross_encoder, ModelRole::CrossEncoder)
+        .and_then(|files| {
+            CrossEncoder::load(&files, config.rerank.max_length, config.rerank.batch_size)
+        });
+    match loaded {
+        Ok(model) => (Some(Box::new(CrossEncoderReranker::new(model))), None),
+        Err(e) => {
+            tracing::debug!("no reranker: {e}");
+            (None, Some(format!("no reranker available: {e}")))
+        }
+    }
+}
