@@ -28,7 +28,18 @@ demo: fetch-models
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift index data/helpcentre --index target/demo-index
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "what happens to my data if I close my account" --index target/demo-index --depth 50 --k 5 --timings
 
+# A small virtual environment with pytrec_eval, for the metric cross-check.
+test-venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x eval/.venv-test/bin/python ]; then
+        python3 -m venv eval/.venv-test
+        eval/.venv-test/bin/pip install --quiet --disable-pip-version-check -r eval/requirements-test.txt
+    fi
+
 # Run every test (what CI runs).
-test: fetch-models
+test: fetch-models test-venv
     cargo test --workspace --all-targets
     cargo test --workspace --doc
+    cargo build --bin sift
+    eval/.venv-test/bin/python eval/check_metrics.py target/debug/sift
