@@ -51,6 +51,10 @@ pub struct Settings {
     #[arg(long, global = true, help_heading = "Chunking")]
     pub chunk_overlap: Option<usize>,
 
+    /// Chunks written between index commits (a crash loses at most this many).
+    #[arg(long, global = true, help_heading = "Indexing")]
+    pub commit_every: Option<usize>,
+
     /// HNSW links per node.
     #[arg(long, global = true, help_heading = "HNSW")]
     pub hnsw_m: Option<usize>,
@@ -91,6 +95,7 @@ impl Settings {
         set(&mut m.embed_batch_size, self.embed_batch_size);
         set(&mut config.chunking.max_tokens, self.chunk_tokens);
         set(&mut config.chunking.overlap_tokens, self.chunk_overlap);
+        set(&mut config.index.commit_every_chunks, self.commit_every);
         set(&mut config.hnsw.m, self.hnsw_m);
         set(&mut config.hnsw.ef_construction, self.hnsw_ef_construction);
         set(&mut config.hnsw.ef_search, self.hnsw_ef_search);

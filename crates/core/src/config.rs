@@ -16,6 +16,7 @@ pub const MAX_QUERY_CHARS: usize = 2048;
 pub struct Config {
     pub models: ModelsConfig,
     pub chunking: ChunkingConfig,
+    pub index: IndexingConfig,
     pub hnsw: HnswConfig,
     pub rerank: RerankConfig,
     /// Defaults for each query; a query may override them.
@@ -43,6 +44,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.chunking.validate()?;
+        self.index.validate()?;
         self.hnsw.validate()?;
         self.search.validate()?;
         if self.rerank.max_length < 16 {
@@ -140,6 +142,34 @@ impl ChunkingConfig {
                 "chunking needs 0 <= overlap_tokens < max_tokens (got {} and {})",
                 self.overlap_tokens, self.max_tokens
             )));
+        }
+        Ok(())
+    }
+}
+
+/// How indexing runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexingConfig {
+    /// Chunks written between commits (at document boundaries). A crash
+    /// loses at most this much work; the index stays at its last commit.
+    pub commit_every_chunks: usize,
+}
+
+impl Default for IndexingConfig {
+    fn default() -> Self {
+        IndexingConfig {
+            commit_every_chunks: 4096,
+        }
+    }
+}
+
+impl IndexingConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.commit_every_chunks == 0 {
+            return Err(Error::InvalidSetting(
+                "index.commit_every_chunks must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ mod timings;
 
 pub use candidate::{Candidate, RankedScore, Scores};
 pub use config::{
-    validate_query, ChunkingConfig, Config, HnswConfig, ModelSource, ModelsConfig, RerankConfig,
+    validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, ModelSource, ModelsConfig, RerankConfig,
     SearchOptions, MAX_DEPTH, MAX_QUERY_CHARS,
 };
 pub use document::{Chunk, ChunkId, Document, Metadata};

@@ -19,9 +19,6 @@ const META_FILE: &str = "sift-index.json";
 const LEXICAL_DIR: &str = "lexical";
 const VECTORS_DIR: &str = "vectors";
 const FORMAT_VERSION: u32 = 1;
-/// Chunks staged between tantivy commits while indexing: a crash loses at
-/// most this much work, and the index stays at its last commit.
-const COMMIT_EVERY_CHUNKS: usize = 4096;
 
 /// What an index was built with; checked on every open.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -307,10 +304,11 @@ impl Engine {
     /// Index documents: new ids are added, changed documents have their
     /// chunks replaced, unchanged ones are skipped without re-embedding.
     ///
-    /// Work is committed every few thousand chunks; if the process dies, the
-    /// index is at its last commit, with BM25, stored chunks and vectors in
-    /// agreement (they are one tantivy commit; the HNSW graph is repaired
-    /// from it on the next open).
+    /// Work is committed every `index.commit_every_chunks` chunks (at a
+    /// document boundary); if the process dies, the index is at its last
+    /// commit, with BM25, stored chunks and vectors in agreement (they are
+    /// one tantivy commit; the HNSW graph is repaired from it on the next
+    /// open).
     pub fn index(
         &self,
         documents: &[Document],
@@ -367,7 +365,7 @@ impl Engine {
                 });
             }
             report.documents_written += 1;
-            if staged.len() >= COMMIT_EVERY_CHUNKS {
+            if staged.len() >= self.config.index.commit_every_chunks {
                 self.commit_staged(&mut staged)?;
                 report.commits += 1;
             }
