@@ -14,8 +14,8 @@ mod timings;
 
 pub use candidate::{Candidate, RankedScore, Scores};
 pub use config::{
-    validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, ModelSource, ModelsConfig, RerankConfig,
-    SearchOptions, MAX_DEPTH, MAX_QUERY_CHARS,
+    validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, ModelSource, ModelsConfig,
+    RerankConfig, SearchOptions, MAX_DEPTH, MAX_QUERY_CHARS,
 };
 pub use document::{Chunk, ChunkId, Document, Metadata};
 pub use error::{Error, Result};
