@@ -11,6 +11,7 @@ pub struct Chunker<'a> {
     tokenizer: &'a Tokenizer,
     max_tokens: usize,
     stride: usize,
+    overlap: usize,
 }
 
 impl<'a> Chunker<'a> {
@@ -19,6 +20,7 @@ impl<'a> Chunker<'a> {
             tokenizer,
             max_tokens: config.max_tokens,
             stride: config.max_tokens - config.overlap_tokens,
+            overlap: config.overlap_tokens,
         }
     }
 
@@ -66,6 +68,14 @@ impl<'a> Chunker<'a> {
                 && chars[offsets[i].0].is_alphanumeric()
                 && chars[offsets[i].0 - 1].is_alphanumeric()
         };
+        // Token i opens a sentence when a line break precedes it or the
+        // token before it is a full stop, question or exclamation mark.
+        let starts_sentence = |i: usize| {
+            let (prev_start, prev_end) = offsets[i - 1];
+            let gap = &chars[prev_end..offsets[i].0];
+            gap.contains(&'\n')
+                || (prev_end - prev_start == 1 && matches!(chars[prev_start], '.' | '?' | '!'))
+        };
         let mut chunks = Vec::new();
         let mut first = 0;
         loop {
@@ -85,6 +95,18 @@ impl<'a> Chunker<'a> {
             // of this one, so no text is skipped), moved back to the start
             // of its word, or forward when going back would not advance.
             let mut next = (first + self.stride).min(last + 1);
+            // Prefer starting on a sentence or line, within one overlap's
+            // length back (more overlap) or forward (less, never a gap),
+            // so chunks read and cite cleanly.
+            let floor = next.saturating_sub(self.overlap).max(first + 1);
+            let ceiling = (next + self.overlap).min(last + 1);
+            let sentence = (floor..=next)
+                .rev()
+                .chain(next + 1..=ceiling)
+                .find(|&i| starts_sentence(i));
+            if let Some(sentence) = sentence {
+                next = sentence;
+            }
             while next > first + 1 && joined(next) {
                 next -= 1;
             }
@@ -182,6 +204,17 @@ mod tests {
                 .map(|(i, _)| i)
                 .collect();
             assert!(gaps.is_empty(), "{max}/{overlap}: uncovered {gaps:?}");
+        }
+    }
+
+    #[test]
+    fn windows_prefer_sentence_starts() {
+        // Sentences of five tokens: one always starts within an overlap of 4.
+        let text = "Close your account. The data is gone. The data is gone. The data is gone. The data is gone.";
+        let chunks = chunk(text, 8, 4);
+        assert!(chunks.len() >= 2);
+        for c in &chunks[1..] {
+            assert!(c.text.starts_with("The"), "{:?}", c.text);
         }
     }
 
