@@ -2,6 +2,7 @@
 
 mod output;
 mod score;
+mod serve;
 mod settings;
 
 use anyhow::Context;
@@ -55,6 +56,8 @@ enum Command {
     },
     /// Score a TREC run against qrels (trec_eval-compatible metrics).
     Score(score::ScoreArgs),
+    /// Serve the HTTP API (crates/server/README.md) until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
     /// Print the effective configuration as TOML.
     Config,
 }
@@ -184,6 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Score(args) => score::run(args),
+        Command::Serve(args) => serve::run(&settings, args),
         Command::Config => {
             print!("{}", settings.load()?.to_toml());
             Ok(())

@@ -1,0 +1,547 @@
+//! One function per endpoint. Each validates its input before any model
+//! work, runs inference on the bounded pool and writes behind the write gate.
+
+use crate::api::*;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::{self, ApiJson};
+use crate::pool::blocking;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde_json::Value;
+use sift_core::{
+    validate_query, Candidate, Chunk, ChunkId, Document, Metadata, SearchOptions, StageTimings,
+    MAX_DEPTH,
+};
+use sift_engine::{Engine, Retrieval, SearchResponse};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// With a metadata filter, fusion keeps this many times `depth` candidates
+/// (at most `MAX_DEPTH`), so that after filtering there are usually still
+/// `depth` left to rerank.
+pub const FILTER_POOL_FACTOR: usize = 4;
+
+type Shared = State<Arc<AppState>>;
+
+/// Retrieve, filter and rerank.
+#[utoipa::path(
+    post,
+    path = "/search",
+    request_body = SearchRequest,
+    responses(
+        (status = 200, description = "Hits, best first, with provenance and timings", body = SearchResponseBody),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field, empty or over-long query, depth/k out of bounds", body = ErrorBody),
+        (status = 503, description = "Overloaded or timed out", body = ErrorBody),
+    ),
+    tag = "retrieval"
+)]
+pub(crate) async fn search(
+    State(state): Shared,
+    ApiJson(req): ApiJson<SearchRequest>,
+) -> Result<Json<SearchResponseBody>, ApiError> {
+    let defaults = &state.engine.config().search;
+    let options = SearchOptions::default()
+        .depth(req.depth.unwrap_or(defaults.depth))
+        .k(req.k.unwrap_or(defaults.k))
+        .rerank(req.rerank.unwrap_or(defaults.rerank))
+        .rrf_k(req.rrf_k.unwrap_or(defaults.rrf_k))
+        .retriever_depth(req.retriever_depth.or(defaults.retriever_depth));
+    validate_query(&req.query)?;
+    options.validate()?;
+    let filter = req.filter.unwrap_or_default();
+    let engine = state.engine.clone();
+    let query = req.query;
+    let (response, queued) = state
+        .pool
+        .run(move || search_filtered(&engine, &query, &options, &filter))
+        .await?;
+    let response = response?;
+    state.metrics.observe_search(&response);
+    Ok(Json(SearchResponseBody {
+        timings: TimingsMs::new(&response.timings, queued),
+        hits: response
+            .hits
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Hit::new(i + 1, c))
+            .collect(),
+        reranked_by: response.reranked_by,
+        notice: response.notice,
+    }))
+}
+
+/// [`Engine::search`], with a metadata equality filter applied to the fused
+/// candidates before the rerank.
+fn search_filtered(
+    engine: &Engine,
+    query: &str,
+    options: &SearchOptions,
+    filter: &BTreeMap<String, Value>,
+) -> sift_engine::Result<SearchResponse> {
+    if filter.is_empty() {
+        return engine.search(query, options);
+    }
+    let start = Instant::now();
+    let widen = |d: usize| d.saturating_mul(FILTER_POOL_FACTOR).min(MAX_DEPTH);
+    let widened = options
+        .clone()
+        .depth(widen(options.depth))
+        .retriever_depth(Some(widen(options.effective_retriever_depth())));
+    let Retrieval {
+        candidates,
+        mut timings,
+        ..
+    } = engine.retrieve(query, &widened)?;
+    let kept: Vec<Candidate> = candidates
+        .into_iter()
+        .filter(|c| matches_filter(&c.chunk.metadata, filter))
+        .take(options.depth)
+        .collect();
+    let (hits, reranked_by, notice) = if options.rerank {
+        let (hits, by) = engine.rerank(query, kept, options.k, &mut timings)?;
+        // Worded as Engine::search words it.
+        let notice = by.is_none().then(|| {
+            format!(
+                "not reranked: {}; hits are in stage-1 (hybrid RRF) order",
+                engine.reranker_status().err().unwrap_or_default()
+            )
+        });
+        (hits, by, notice)
+    } else {
+        (kept.into_iter().take(options.k).collect(), None, None)
+    };
+    timings.total = start.elapsed();
+    Ok(SearchResponse {
+        hits,
+        timings,
+        reranked_by,
+        notice,
+    })
+}
+
+/// Every filter key is present in the metadata with an equal JSON value.
+fn matches_filter(metadata: &Metadata, filter: &BTreeMap<String, Value>) -> bool {
+    filter.iter().all(|(k, v)| metadata.get(k) == Some(v))
+}
+
+/// Score texts against a query with the cross-encoder.
+///
+/// Takes text-embeddings-inference's request (`texts`) or Cohere's
+/// (`documents`) and answers in the same shape, best first.
+#[utoipa::path(
+    post,
+    path = "/rerank",
+    request_body = RerankRequest,
+    responses(
+        (status = 200, description = "TEI: an array of {index, score, text?}; Cohere: {id, results: [{index, relevance_score, document?}], meta}", body = RerankResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "More texts than the server's limit", body = ErrorBody),
+        (status = 422, description = "Unknown field, empty query or no texts", body = ErrorBody),
+        (status = 503, description = "No reranker is loaded, or overloaded", body = ErrorBody),
+    ),
+    tag = "models"
+)]
+pub(crate) async fn rerank(
+    State(state): Shared,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let is_cohere = body
+        .as_object()
+        .is_some_and(|o| o.contains_key("documents"));
+    let (query, texts, cohere, tei) = if is_cohere {
+        let r: CohereRerankRequest = json::from_value(body)?;
+        let texts = r.documents.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
+        (r.query.clone(), texts, Some(r), None)
+    } else {
+        let r: TeiRerankRequest = json::from_value(body)?;
+        (r.query.clone(), r.texts.clone(), None, Some(r))
+    };
+    validate_query(&query)?;
+    if texts.is_empty() {
+        return Err(ApiError::invalid("there are no texts to rerank"));
+    }
+    let limit = state.options.max_batch;
+    if texts.len() > limit {
+        return Err(ApiError::too_large(format!(
+            "{} texts in one rerank call; the limit is {limit}",
+            texts.len()
+        )));
+    }
+    if let Some(top_n) = cohere.as_ref().and_then(|c| c.top_n) {
+        if top_n == 0 {
+            return Err(ApiError::invalid("top_n must be at least 1"));
+        }
+    }
+    if let Err(why) = state.engine.reranker_status() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reranker_unavailable",
+            format!(
+                "no reranker is loaded ({why}); restart the server with --reranker-path DIR \
+                 (or SIFT_RERANKER_PATH, or models.cross_encoder.path in the config) naming a \
+                 cross-encoder folder with config.json, tokenizer.json and model.safetensors"
+            ),
+        ));
+    }
+
+    // Texts become candidates whose chunk id is their request index, so the
+    // engine's reranker (which sorts and keeps the scores) can be reused.
+    let candidates: Vec<Candidate> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Candidate {
+            chunk: Chunk {
+                id: ChunkId(i as u64),
+                doc_id: String::new(),
+                ordinal: 0,
+                title: String::new(),
+                text: text.clone(),
+                char_start: 0,
+                char_end: 0,
+                metadata: Metadata::new(),
+            },
+            scores: Default::default(),
+        })
+        .collect();
+    let n = candidates.len();
+    let engine = state.engine.clone();
+    let (ranked, _queued) = state
+        .pool
+        .run(move || {
+            let mut timings = StageTimings::default();
+            engine.rerank(&query, candidates, n, &mut timings)
+        })
+        .await?;
+    let (ranked, _) = ranked?;
+    let scored = ranked
+        .into_iter()
+        .map(|c| (c.chunk.id.0 as usize, c.scores.rerank.unwrap_or(f32::MIN)));
+
+    if let Some(c) = cohere {
+        let id = state.next_id();
+        let results = scored
+            .take(c.top_n.unwrap_or(usize::MAX))
+            .map(|(index, logit)| CohereResult {
+                index,
+                relevance_score: sigmoid(logit),
+                document: c.return_documents.then(|| CohereDocumentOut {
+                    text: texts[index].clone(),
+                }),
+            })
+            .collect();
+        return Ok(Json(CohereRerankResponse {
+            id,
+            results,
+            meta: CohereMeta {
+                api_version: CohereApiVersion {
+                    version: "2".into(),
+                },
+            },
+        })
+        .into_response());
+    }
+    let t = tei.expect("one of the two shapes");
+    let ranks: Vec<TeiRank> = scored
+        .map(|(index, logit)| TeiRank {
+            index,
+            score: if t.raw_scores { logit } else { sigmoid(logit) },
+            text: t.return_text.then(|| texts[index].clone()),
+        })
+        .collect();
+    Ok(Json(ranks).into_response())
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// OpenAI-compatible embeddings from the bi-encoder.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, description = "One unit-length vector per input, in input order", body = EmbeddingsResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "More inputs than the server's limit", body = ErrorBody),
+        (status = 422, description = "Unknown field, no input, token arrays, unsupported encoding_format or dimensions", body = ErrorBody),
+    ),
+    tag = "models"
+)]
+pub(crate) async fn embeddings(
+    State(state): Shared,
+    ApiJson(req): ApiJson<EmbeddingsRequest>,
+) -> Result<Json<EmbeddingsResponse>, ApiError> {
+    let inputs = req.input.0;
+    if inputs.is_empty() {
+        return Err(ApiError::invalid("input is an empty array"));
+    }
+    let limit = state.options.max_batch;
+    if inputs.len() > limit {
+        return Err(ApiError::too_large(format!(
+            "{} inputs in one call; the limit is {limit}",
+            inputs.len()
+        )));
+    }
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "encoding_format must be `float` or `base64`, got `{other}`"
+            )))
+        }
+    };
+    let dim = state.engine.bi_encoder().dim();
+    if let Some(d) = req.dimensions {
+        if d != dim {
+            return Err(ApiError::invalid(format!(
+                "dimensions: this model makes {dim}-dimensional vectors and cannot shorten them, got {d}"
+            )));
+        }
+    }
+    let engine = state.engine.clone();
+    let (out, _queued) = state
+        .pool
+        .run(move || {
+            let encoder = engine.bi_encoder();
+            let tokens: usize = inputs
+                .iter()
+                .map(|t| {
+                    encoder
+                        .tokenizer()
+                        .encode(t.as_str(), true)
+                        .map(|e| e.len().min(encoder.max_tokens()))
+                        .unwrap_or(0)
+                })
+                .sum();
+            encoder.embed(&inputs).map(|v| (v, tokens))
+        })
+        .await?;
+    let (vectors, tokens) = out.map_err(|e| ApiError::internal(e.to_string()))?;
+    let data = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, v)| Embedding {
+            object: "embedding",
+            index,
+            embedding: if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                Value::from(v)
+            },
+        })
+        .collect();
+    Ok(Json(EmbeddingsResponse {
+        object: "list",
+        data,
+        model: state.engine.bi_encoder().origin().to_string(),
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    }))
+}
+
+/// Add or replace documents; answers once the change is committed (and so
+/// visible to every later search).
+#[utoipa::path(
+    post,
+    path = "/documents",
+    request_body = DocumentsRequest,
+    responses(
+        (status = 200, description = "Committed", body = DocumentsResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body or document count over the limit", body = ErrorBody),
+        (status = 422, description = "Unknown field, no documents, empty id", body = ErrorBody),
+    ),
+    tag = "documents"
+)]
+pub(crate) async fn add_documents(
+    State(state): Shared,
+    ApiJson(req): ApiJson<DocumentsRequest>,
+) -> Result<Json<DocumentsResponse>, ApiError> {
+    let docs = req.documents;
+    if docs.is_empty() {
+        return Err(ApiError::invalid("documents is empty"));
+    }
+    let limit = state.options.max_batch;
+    if docs.len() > limit {
+        return Err(ApiError::too_large(format!(
+            "{} documents in one request; the limit is {limit}",
+            docs.len()
+        )));
+    }
+    if let Some(i) = docs.iter().position(|d| d.id.trim().is_empty()) {
+        return Err(ApiError::invalid(format!("documents[{i}].id is empty")));
+    }
+    let documents: Vec<Document> = docs
+        .into_iter()
+        .map(|d| Document {
+            id: d.id,
+            title: d.title,
+            text: d.text,
+            metadata: d.metadata,
+        })
+        .collect();
+    // One write request at a time holds a pool slot; the others wait here
+    // without one, so writes cannot crowd searches off the pool. The gate's
+    // guard moves into the job: it is released when the engine's write has
+    // finished, even if this request is dropped, and shutdown waits on it.
+    let gate = state.writes.clone().lock_owned().await;
+    let engine = state.engine.clone();
+    let (report, _queued) = state
+        .pool
+        .run(move || {
+            let _gate = gate;
+            engine.index(&documents, |_| {})
+        })
+        .await?;
+    let report = report?;
+    state
+        .metrics
+        .documents_written
+        .inc_by(report.documents_written as u64);
+    Ok(Json(DocumentsResponse {
+        documents_written: report.documents_written,
+        documents_unchanged: report.documents_unchanged,
+        documents_empty: report.documents_empty,
+        chunks_written: report.chunks_written,
+        commits: report.commits,
+    }))
+}
+
+/// Delete a document and all its chunks. Ids containing `/` may be sent as
+/// they are or percent-encoded (`%2F`).
+#[utoipa::path(
+    delete,
+    path = "/documents/{id}",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "Deleted and committed", body = DeleteResponse),
+        (status = 404, description = "No such document", body = ErrorBody),
+    ),
+    tag = "documents"
+)]
+pub(crate) async fn delete_document(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    let gate = state.writes.clone().lock_owned().await;
+    let engine = state.engine.clone();
+    let doc_id = id.clone();
+    let deleted = blocking(move || {
+        let _gate = gate;
+        engine.delete(&doc_id)
+    })
+    .await??;
+    if !deleted {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "document_not_found",
+            format!("no document {id:?} in the index"),
+        ));
+    }
+    state.metrics.documents_deleted.inc();
+    Ok(Json(DeleteResponse { id, deleted: true }))
+}
+
+/// Liveness and what is loaded; never needs the API key.
+#[utoipa::path(
+    get,
+    path = "/health",
+    responses((status = 200, description = "Serving", body = HealthResponse)),
+    tag = "operations"
+)]
+pub(crate) async fn health(State(state): Shared) -> Result<Json<HealthResponse>, ApiError> {
+    let engine = state.engine.clone();
+    let stats = blocking(move || engine.stats()).await??;
+    state.metrics.set_index(&stats);
+    let reranker = state.engine.reranker_status();
+    Ok(Json(HealthResponse {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        documents: stats.documents,
+        chunks: stats.chunks,
+        bi_encoder: stats.bi_encoder,
+        reranker: reranker.clone().ok(),
+        reranker_unavailable: reranker.err(),
+    }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)),
+    tag = "operations"
+)]
+pub(crate) async fn metrics(State(state): Shared) -> Result<Response, ApiError> {
+    let engine = state.engine.clone();
+    let stats = blocking(move || engine.stats()).await??;
+    state.metrics.set_index(&stats);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response())
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    responses((status = 200, description = "OpenAPI 3.1 description of the API", content_type = "application/json", body = Object)),
+    tag = "operations"
+)]
+pub(crate) async fn openapi(State(state): Shared) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+/// Any path that is not an endpoint.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; GET /openapi.json lists them",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filter_is_equality_on_every_key() {
+        let mut meta = Metadata::new();
+        meta.insert("source".into(), json!("faq"));
+        meta.insert("year".into(), json!(2024));
+        let f = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
+        assert!(matches_filter(&meta, &f(json!({}))));
+        assert!(matches_filter(&meta, &f(json!({"source": "faq"}))));
+        assert!(matches_filter(
+            &meta,
+            &f(json!({"source": "faq", "year": 2024}))
+        ));
+        assert!(!matches_filter(
+            &meta,
+            &f(json!({"source": "faq", "year": "2024"}))
+        ));
+        assert!(!matches_filter(&meta, &f(json!({"lang": "en"}))));
+    }
+}

@@ -1,0 +1,40 @@
+//! The sift HTTP API: what a chatbot calls for the chunks to put in its
+//! prompt.
+//!
+//! | endpoint | what |
+//! | --- | --- |
+//! | `POST /search` | two-stage retrieval with an optional metadata filter; hits carry citations, every score and per-stage timings |
+//! | `POST /rerank` | the cross-encoder alone, in text-embeddings-inference's or Cohere's shape |
+//! | `POST /v1/embeddings` | the bi-encoder alone, OpenAI-compatible |
+//! | `POST /documents`, `DELETE /documents/{id}` | writes, committed before they are answered |
+//! | `GET /health`, `GET /metrics`, `GET /openapi.json` | operations |
+//!
+//! Model inference runs on a bounded blocking pool (a semaphore sized to the
+//! cores), so a burst of requests queues instead of oversubscribing the CPU.
+//! Every error is `{"error": {"code": …, "message": …}}` with a fitting
+//! status. See `crates/server/README.md` for the request and answer shapes.
+//!
+//! ```no_run
+//! use sift_engine::Engine;
+//! use sift_server::{serve_blocking, ServerOptions};
+//!
+//! let engine = Engine::builder("sift-index").open()?;
+//! serve_blocking("127.0.0.1:8080".parse()?, engine.into(), ServerOptions::default(), |addr| {
+//!     eprintln!("listening on http://{addr}");
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api;
+mod error;
+mod handlers;
+mod json;
+mod metrics;
+mod openapi;
+mod pool;
+mod server;
+mod state;
+
+pub use error::{Error, ErrorBody, ErrorDetail, Result};
+pub use handlers::FILTER_POOL_FACTOR;
+pub use server::{runtime, serve_blocking, shutdown_signal, Server, ServerOptions};

@@ -1,0 +1,577 @@
+//! Every endpoint of the real server, over HTTP on a loopback port.
+
+mod common;
+
+use base64::Engine as _;
+use common::{Setup, TestServer};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Server without a reranker; shared by the tests that do not need their
+/// own (each uses its own document ids where it writes).
+fn plain() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        TestServer::start(Setup {
+            max_body_bytes: Some(16 << 10),
+            max_batch: Some(50),
+            ..Setup::default()
+        })
+    })
+}
+
+const KEY: &str = "test-key-123";
+
+/// Server with the throwaway cross-encoder and an API key.
+fn reranking() -> &'static TestServer {
+    static SERVER: OnceLock<TestServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        TestServer::start(Setup {
+            reranker: true,
+            api_key: Some(KEY),
+            ..Setup::default()
+        })
+    })
+}
+
+fn hits(body: &Value) -> &Vec<Value> {
+    body["hits"].as_array().expect("hits is an array")
+}
+
+fn doc_ids(body: &Value) -> Vec<String> {
+    hits(body)
+        .iter()
+        .map(|h| h["doc_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn search_returns_hits_with_citations_scores_and_timings() {
+    let s = plain();
+    let r = s.post(
+        "/search",
+        &json!({"query": "what happens to my data if I close my account", "depth": 10, "k": 3}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    let found = hits(&body);
+    assert_eq!(found.len(), 3);
+    let top = &found[0];
+    assert_eq!(top["doc_id"], "faq/close-account.md");
+    assert_eq!(top["rank"], 1);
+    assert_eq!(top["title"], "Closing your account");
+    assert_eq!(top["ordinal"], 0);
+    assert_eq!(top["metadata"]["source"], "faq");
+    assert_eq!(top["chunk_id"].as_str().unwrap().len(), 16);
+    let text = top["text"].as_str().unwrap();
+    assert!(text.contains("30 days"), "{text}");
+    // The offsets cite the chunk within the document's text.
+    let doc = common::corpus()
+        .into_iter()
+        .find(|d| d.id == "faq/close-account.md")
+        .unwrap();
+    let (start, end) = (
+        top["char_start"].as_u64().unwrap() as usize,
+        top["char_end"].as_u64().unwrap() as usize,
+    );
+    let cited: String = doc.text.chars().skip(start).take(end - start).collect();
+    assert_eq!(cited, text);
+    // Provenance: both retrievers and fusion saw it; no reranker ran.
+    let scores = &top["scores"];
+    assert_eq!(scores["bm25"]["rank"], 1);
+    assert!(scores["bm25"]["score"].as_f64().unwrap() > 0.0);
+    assert!(scores["dense"]["rank"].as_u64().unwrap() >= 1);
+    let sim = scores["dense"]["similarity"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&sim));
+    let fused = scores["fused"].as_f64().unwrap();
+    assert!(fused > 0.0);
+    assert!(scores["rerank"].is_null());
+    assert!((top["score"].as_f64().unwrap() - fused).abs() < 1e-6);
+    for stage in [
+        "tokenize", "bm25", "embed", "hnsw", "fuse", "fetch", "rerank", "total", "queue",
+    ] {
+        assert!(body["timings"][stage].as_f64().is_some(), "timing {stage}");
+    }
+    assert!(body["reranked_by"].is_null());
+    let notice = body["notice"]
+        .as_str()
+        .expect("a notice without a reranker");
+    assert!(notice.contains("not reranked"), "{notice}");
+
+    // Not asking for a rerank is not a notice.
+    let r = s.post(
+        "/search",
+        &json!({"query": "refund an annual plan", "rerank": false}),
+    );
+    let body = r.json();
+    assert!(body["notice"].is_null());
+    assert_eq!(hits(&body).len(), 5, "the configured default k");
+    assert_eq!(doc_ids(&body)[0], "billing/refunds.md");
+}
+
+#[test]
+fn search_filter_keeps_only_matching_metadata() {
+    let s = plain();
+    let r = s.post(
+        "/search",
+        &json!({"query": "close my account and delete my notes", "depth": 5, "k": 5, "filter": {"source": "faq"}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert!(!hits(&body).is_empty());
+    for hit in hits(&body) {
+        assert_eq!(hit["metadata"]["source"], "faq", "{hit}");
+    }
+    // The pool is widened, so a filter can still fill depth and k.
+    let r = s.post(
+        "/search",
+        &json!({"query": "refund", "depth": 2, "k": 2, "filter": {"source": "faq"}}),
+    );
+    assert_eq!(hits(&r.json()).len(), 2);
+    // A value of another type is not equal; a key no chunk has matches nothing.
+    let r = s.post(
+        "/search",
+        &json!({"query": "refund", "filter": {"source": ["faq"]}}),
+    );
+    assert!(hits(&r.json()).is_empty());
+    let r = s.post(
+        "/search",
+        &json!({"query": "refund", "filter": {"lang": "en"}}),
+    );
+    assert!(hits(&r.json()).is_empty());
+}
+
+#[test]
+fn documents_are_added_replaced_and_deleted_while_serving() {
+    let s = plain();
+    let id = "notes/zebra.md";
+    let search_marker = |marker: &str| -> Vec<Value> {
+        let r = s.post("/search", &json!({"query": marker, "depth": 10, "k": 10}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        hits(&r.json())
+            .iter()
+            .filter(|h| h["doc_id"] == id)
+            .cloned()
+            .collect()
+    };
+
+    let r = s.post(
+        "/documents",
+        &json!({"documents": [{"id": id, "title": "Zebras", "text": "The quagga zebra marker xylophonist.", "metadata": {"source": "test"}}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let report = r.json();
+    assert_eq!(report["documents_written"], 1);
+    assert_eq!(report["chunks_written"], 1);
+    let found = search_marker("xylophonist");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["scores"]["bm25"]["rank"], 1);
+    assert_eq!(found[0]["metadata"]["source"], "test");
+
+    // The same document again changes nothing.
+    let r = s.post(
+        "/documents",
+        &json!({"documents": [{"id": id, "title": "Zebras", "text": "The quagga zebra marker xylophonist.", "metadata": {"source": "test"}}]}),
+    );
+    assert_eq!(r.json()["documents_unchanged"], 1);
+
+    // Replace: the new text is found, the old one is gone.
+    let r = s.post(
+        "/documents",
+        &json!({"documents": [{"id": id, "title": "Zebras", "text": "Now about the okapi saxophonist."}]}),
+    );
+    assert_eq!(r.json()["documents_written"], 1);
+    let found = search_marker("saxophonist");
+    assert_eq!(found.len(), 1);
+    assert!(found[0]["text"].as_str().unwrap().contains("saxophonist"));
+    let stale = search_marker("xylophonist");
+    assert!(
+        stale
+            .iter()
+            .all(|h| !h["text"].as_str().unwrap().contains("xylophonist")),
+        "{stale:?}"
+    );
+
+    // Delete (an id with a slash, sent as is and percent-encoded).
+    let r = s.delete(&format!("/documents/{id}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json(), json!({"id": id, "deleted": true}));
+    assert!(search_marker("saxophonist").is_empty());
+    s.delete("/documents/notes%2Fzebra.md")
+        .assert_error(404, "document_not_found");
+}
+
+#[test]
+fn errors_are_json_with_fitting_statuses() {
+    let s = plain();
+    let send = |path: &str, body: &str| s.call("POST", path, Some(body), None);
+
+    // Malformed JSON, trailing garbage, no body: 400.
+    send("/search", "{\"query\": ").assert_error(400, "invalid_json");
+    send("/search", "{\"query\": \"x\"} x").assert_error(400, "invalid_json");
+    s.call("POST", "/search", None, None)
+        .assert_error(400, "invalid_json");
+    // Unknown fields: 422, and the field is named (nested ones with their path).
+    let m = send("/search", r#"{"query": "x", "detph": 5}"#).assert_error(422, "invalid_request");
+    assert!(m.contains("detph"), "{m}");
+    let m = send("/documents", r#"{"documents": [{"id": "a", "txt": "b"}]}"#)
+        .assert_error(422, "invalid_request");
+    assert!(m.contains("documents[0]") && m.contains("txt"), "{m}");
+    // Wrong types and missing fields: 422.
+    send("/search", r#"{"query": 5}"#).assert_error(422, "invalid_request");
+    send("/search", r#"{"k": 5}"#).assert_error(422, "invalid_request");
+    send("/search", r#"{"query": "x", "depth": -1}"#).assert_error(422, "invalid_request");
+    // Query bounds.
+    send("/search", r#"{"query": "   "}"#).assert_error(422, "invalid_query");
+    let long = json!({"query": "a".repeat(sift_core::MAX_QUERY_CHARS + 1)}).to_string();
+    let m = send("/search", &long).assert_error(422, "invalid_query");
+    assert!(m.contains("2048"), "{m}");
+    // Depth and k bounds.
+    send("/search", r#"{"query": "x", "depth": 0}"#).assert_error(422, "invalid_request");
+    send("/search", r#"{"query": "x", "depth": 1001}"#).assert_error(422, "invalid_request");
+    send("/search", r#"{"query": "x", "k": 0}"#).assert_error(422, "invalid_request");
+    let m = send("/search", r#"{"query": "x", "depth": 3, "k": 4}"#)
+        .assert_error(422, "invalid_request");
+    assert!(m.contains("k must be"), "{m}");
+    // Body size: this server takes 16 KiB.
+    let big = json!({"query": "x", "filter": {"pad": "p".repeat(20 << 10)}}).to_string();
+    send("/search", &big).assert_error(413, "payload_too_large");
+    // Batch sizes: this server takes 50 texts per call.
+    let texts: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
+    send(
+        "/rerank",
+        &json!({"query": "q", "texts": texts}).to_string(),
+    )
+    .assert_error(413, "payload_too_large");
+    send("/v1/embeddings", &json!({"input": texts}).to_string())
+        .assert_error(413, "payload_too_large");
+    send("/rerank", r#"{"query": "q", "texts": []}"#).assert_error(422, "invalid_request");
+    send("/rerank", r#"{"query": "q", "texts": ["a"], "top_n": 1}"#)
+        .assert_error(422, "invalid_request");
+    send("/documents", r#"{"documents": []}"#).assert_error(422, "invalid_request");
+    send("/documents", r#"{"documents": [{"id": " ", "text": "x"}]}"#)
+        .assert_error(422, "invalid_request");
+    // Routes and methods.
+    let m = s.get("/nope").assert_error(404, "not_found");
+    assert!(m.contains("openapi"), "{m}");
+    let r = s.get("/search");
+    r.assert_error(405, "method_not_allowed");
+    assert_eq!(r.allow.as_deref(), Some("POST"));
+    s.delete("/documents/never-indexed")
+        .assert_error(404, "document_not_found");
+}
+
+#[test]
+fn rerank_without_a_reranker_is_503_and_says_how_to_load_one() {
+    let s = plain();
+    for body in [
+        json!({"query": "q", "texts": ["a", "b"]}),
+        json!({"query": "q", "documents": ["a", "b"]}),
+    ] {
+        let m = s
+            .post("/rerank", &body)
+            .assert_error(503, "reranker_unavailable");
+        assert!(m.contains("no reranker is loaded"), "{m}");
+        assert!(m.contains("--reranker-path"), "{m}");
+    }
+}
+
+#[test]
+fn embeddings_are_openai_shaped() {
+    let s = plain();
+    let r = s.post(
+        "/v1/embeddings",
+        &json!({"input": ["close my account", "export notes"], "model": "all-MiniLM-L6-v2"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["object"], "list");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    let floats: Vec<Vec<f32>> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            assert_eq!(d["object"], "embedding");
+            assert_eq!(d["index"], i);
+            d["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(floats[0].len(), 384);
+    let norm: f32 = floats[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-4);
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        body["usage"]["total_tokens"],
+        body["usage"]["prompt_tokens"]
+    );
+    assert!(body["model"].as_str().unwrap().contains("all-MiniLM-L6-v2"));
+
+    // One string; base64 (what OpenAI's Python client asks for) is the same vector.
+    let r = s.post(
+        "/v1/embeddings",
+        &json!({"input": "close my account", "encoding_format": "base64"}),
+    );
+    let body = r.json();
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(decoded.len(), 384);
+    for (a, b) in decoded.iter().zip(&floats[0]) {
+        assert!((a - b).abs() < 1e-5);
+    }
+
+    s.post("/v1/embeddings", &json!({"input": [1, 2, 3]}))
+        .assert_error(422, "invalid_request");
+    s.post("/v1/embeddings", &json!({"input": []}))
+        .assert_error(422, "invalid_request");
+    s.post("/v1/embeddings", &json!({"input": "x", "dimensions": 256}))
+        .assert_error(422, "invalid_request");
+    s.post(
+        "/v1/embeddings",
+        &json!({"input": "x", "encoding_format": "int8"}),
+    )
+    .assert_error(422, "invalid_request");
+}
+
+#[test]
+fn health_metrics_and_openapi() {
+    let s = plain();
+    let r = s.get("/health");
+    assert_eq!(r.status, 200);
+    let health = r.json();
+    assert_eq!(health["status"], "ok");
+    assert!(health["documents"].as_u64().unwrap() >= 5);
+    assert!(health["reranker"].is_null());
+    assert!(health["reranker_unavailable"].as_str().is_some());
+
+    s.post("/search", &json!({"query": "export to pdf"}));
+    s.get("/no-such-route");
+    let r = s.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type.starts_with("text/plain"),
+        "{}",
+        r.content_type
+    );
+    let m = &r.text;
+    for needle in [
+        r#"sift_http_requests_total{method="POST",route="/search",status="200"}"#,
+        r#"sift_http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        r#"sift_search_stage_duration_seconds_bucket{stage="embed""#,
+        r#"sift_search_stage_duration_seconds_count{stage="total"}"#,
+        r#"sift_http_request_duration_seconds_count{route="/search"}"#,
+        "sift_index_documents ",
+        "sift_index_chunks ",
+        "sift_index_lexical_bytes ",
+        "sift_inference_queue_seconds_count ",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    let searches = m
+        .lines()
+        .find(|l| {
+            l.starts_with(r#"sift_http_requests_total{method="POST",route="/search",status="200"}"#)
+        })
+        .unwrap();
+    let count: f64 = searches.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0);
+
+    let r = s.get("/openapi.json");
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/search", "post"),
+        ("/rerank", "post"),
+        ("/v1/embeddings", "post"),
+        ("/documents", "post"),
+        ("/documents/{id}", "delete"),
+        ("/health", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "openapi lacks {method} {path}"
+        );
+    }
+    // Every referenced schema is defined.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "undefined schema {name}");
+    }
+    assert!(schemas["SearchRequest"]["properties"]["filter"].is_object());
+}
+
+#[test]
+fn rerank_answers_in_the_shape_it_was_asked_in() {
+    let s = reranking();
+    let call = |body: Value| s.call("POST", "/rerank", Some(&body.to_string()), Some(KEY));
+    let texts = [
+        "Closed accounts keep notes for 30 days.",
+        "Refunds for annual plans.",
+        "The desktop app works offline.",
+    ];
+
+    // text-embeddings-inference.
+    let r = call(
+        json!({"query": "what happens when I close my account", "texts": texts, "return_text": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ranks = r.json();
+    let ranks = ranks.as_array().expect("TEI answers an array");
+    assert_eq!(ranks.len(), 3);
+    let mut seen: Vec<u64> = ranks.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    let scores: Vec<f64> = ranks.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    for r in ranks {
+        assert_eq!(r["text"], texts[r["index"].as_u64().unwrap() as usize]);
+    }
+    seen.sort();
+    assert_eq!(seen, vec![0, 1, 2]);
+    // raw_scores gives the logits behind those probabilities; no text unless asked.
+    let raw = call(json!({"query": "what happens when I close my account", "texts": texts, "raw_scores": true, "truncate": true}))
+        .json();
+    for (p, l) in ranks.iter().zip(raw.as_array().unwrap()) {
+        assert_eq!(p["index"], l["index"]);
+        assert!(l.get("text").is_none());
+        let logit = l["score"].as_f64().unwrap();
+        let prob = 1.0 / (1.0 + (-logit).exp());
+        assert!((prob - p["score"].as_f64().unwrap()).abs() < 1e-5);
+    }
+
+    // Cohere, with documents as strings and as objects.
+    let r = call(
+        json!({"model": "rerank-v3.5", "query": "what happens when I close my account", "documents": texts, "top_n": 2}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert!(body["id"].as_str().is_some());
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (result, tei) in results.iter().zip(ranks) {
+        assert_eq!(result["index"], tei["index"], "same order as TEI's");
+        assert!(
+            (result["relevance_score"].as_f64().unwrap() - tei["score"].as_f64().unwrap()).abs()
+                < 1e-6
+        );
+        assert!(result.get("document").is_none());
+    }
+    let objects: Vec<Value> = texts.iter().map(|t| json!({"text": t})).collect();
+    let body =
+        call(json!({"query": "close account", "documents": objects, "return_documents": true}))
+            .json();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for r in results {
+        assert_eq!(
+            r["document"]["text"],
+            texts[r["index"].as_u64().unwrap() as usize]
+        );
+    }
+    call(json!({"query": "q", "documents": ["a"], "return_text": true}))
+        .assert_error(422, "invalid_request");
+
+    // /search is reranked too, with the logit as the score.
+    let r = s.call(
+        "POST",
+        "/search",
+        Some(&json!({"query": "close my account", "depth": 5, "k": 2}).to_string()),
+        Some(KEY),
+    );
+    let body = r.json();
+    assert!(body["reranked_by"]
+        .as_str()
+        .unwrap()
+        .contains("cross-encoder"));
+    assert!(body["notice"].is_null());
+    let top = &hits(&body)[0];
+    assert_eq!(top["score"], top["scores"]["rerank"]);
+    assert!(top["scores"]["fused"].as_f64().is_some());
+    assert!(body["timings"]["rerank"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn an_api_key_guards_every_route_but_health() {
+    let s = reranking();
+    let search = json!({"query": "refunds"}).to_string();
+    let r = s.call("POST", "/search", Some(&search), None);
+    r.assert_error(401, "unauthorized");
+    assert_eq!(r.www_authenticate.as_deref(), Some("Bearer"));
+    s.call("POST", "/search", Some(&search), Some("wrong"))
+        .assert_error(401, "unauthorized");
+    assert_eq!(
+        s.call("POST", "/search", Some(&search), Some(KEY)).status,
+        200
+    );
+    for path in ["/metrics", "/openapi.json"] {
+        s.call("GET", path, None, None)
+            .assert_error(401, "unauthorized");
+        assert_eq!(s.call("GET", path, None, Some(KEY)).status, 200);
+    }
+    s.call("DELETE", "/documents/faq/export.md", None, None)
+        .assert_error(401, "unauthorized");
+    assert_eq!(s.call("GET", "/health", None, None).status, 200);
+}
+
+#[test]
+fn shutdown_lets_an_in_flight_write_finish_and_commit() {
+    let mut s = TestServer::start(Setup::default());
+    let documents: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"id": format!("bulk/{i}"), "text": format!("bulk document {i} about the aardvark migration season. ").repeat(8)})
+        })
+        .collect();
+    let base = s.base.clone();
+    let writer = std::thread::spawn(move || {
+        ureq::post(&format!("{base}/documents"))
+            .timeout(Duration::from_secs(300))
+            .send_json(json!({"documents": documents}))
+            .map_err(Box::new)
+    });
+    // Wait until the write is running on the inference pool.
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = s.get("/metrics").text;
+        // (Should the write be over already, the test still checks the rest.)
+        if metrics.contains("sift_inference_running 1") || writer.is_finished() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the write never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s.stop();
+    let response = writer
+        .join()
+        .unwrap()
+        .expect("the in-flight write is answered");
+    assert_eq!(response.status(), 200);
+    let report: Value = response.into_json().unwrap();
+    assert_eq!(report["documents_written"], 30);
+    // Stopped: no new connections.
+    assert!(std::net::TcpStream::connect_timeout(&s.addr, Duration::from_millis(500)).is_err());
+    // Committed: the index holds every document.
+    assert_eq!(s.engine.stats().unwrap().documents, 5 + 30);
+}
