@@ -170,6 +170,7 @@ impl Engine {
             b.config.models.embed_max_tokens,
             b.config.models.embed_batch_size,
         )?;
+        let created = existing.is_none();
         let meta = match existing {
             Some(meta) => {
                 if meta.embedding_dim != bi_encoder.dim() {
@@ -184,7 +185,8 @@ impl Engine {
                         ),
                     });
                 }
-                if meta.chunking != b.config.chunking {
+                // Only said to those about to index: a search does not chunk.
+                if b.create_if_missing && meta.chunking != b.config.chunking {
                     tracing::warn!(
                         "the index was chunked with {:?}; keeping that instead of the configured {:?}",
                         meta.chunking,
@@ -209,8 +211,12 @@ impl Engine {
             LexicalIndex::open(&dir.join(LEXICAL_DIR))?
         };
         // The meta file is written after the lexical index exists, so its
-        // presence means a complete (possibly empty) index.
-        write_meta(&meta_path, &meta)?;
+        // presence means a complete (possibly empty) index. An existing one
+        // is left alone: opening to read writes nothing (and so never races
+        // another process's open).
+        if created {
+            write_meta(&meta_path, &meta)?;
+        }
 
         let (reranker, reranker_missing) = if b.load_reranker {
             load_reranker(&b.config)
