@@ -25,12 +25,13 @@ pub fn print_search(
     explain: bool,
     timings: bool,
 ) -> anyhow::Result<()> {
+    // On stderr in every format, so JSON on stdout stays parseable.
+    if let Some(notice) = &response.notice {
+        eprintln!("note: {notice}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(response)?);
         return Ok(());
-    }
-    if let Some(notice) = &response.notice {
-        eprintln!("note: {notice}");
     }
     if response.hits.is_empty() {
         println!("no hits");
