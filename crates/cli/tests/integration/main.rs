@@ -1,0 +1,9 @@
+//! End-to-end tests of the `sift` binary: one test binary, a module per
+//! topic (ripgrep style). Every test runs the real binary offline, with the
+//! real bi-encoder, on a small corpus it writes itself.
+
+mod crash;
+mod index;
+mod robustness;
+mod search;
+mod util;
