@@ -33,7 +33,9 @@ impl Source {
                     .filter_map(move |file| match read_text_file(&root, &file) {
                         Ok(doc) => Some(Ok(doc)),
                         Err(reason) => {
-                            tracing::warn!(path = %file.display(), "skipped: {reason}");
+                            // The caller reports it (see `skipped`); a
+                            // warning here would say it twice.
+                            tracing::debug!(path = %file.display(), "skipped: {reason}");
                             sink.lock()
                                 .expect("not poisoned")
                                 .push(Skipped { path: file, reason });
