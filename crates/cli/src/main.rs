@@ -172,7 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let recall = engine.vector_recall(&texts, sample, k)?;
             let stats = engine.stats()?;
             let source = if texts.is_empty() {
-                format!("{sample} sampled chunk vectors")
+                format!("{} sampled chunk vectors", sample.min(stats.vector_points))
             } else {
                 format!("{} queries", texts.len())
             };

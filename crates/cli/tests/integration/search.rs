@@ -271,7 +271,21 @@ fn check_hnsw_reports_recall_of_at_least_095() {
         "recall {recall}: {}",
         run.stdout
     );
-    assert!(run.stdout.contains("150 chunks"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("(100 sampled chunk vectors; 150 chunks;"),
+        "{}",
+        run.stdout
+    );
+    // Asking for more samples than there are vectors uses them all, and
+    // says how many.
+    let run = sift.ok(&["check-hnsw"]);
+    assert!(
+        run.stdout
+            .contains("(150 sampled chunk vectors; 150 chunks;"),
+        "{}",
+        run.stdout
+    );
 
     // With queries from a file too.
     sift.write(
