@@ -1,5 +1,6 @@
 //! `sift`: the command-line face of the sift retrieval engine.
 
+mod eval;
 mod output;
 mod score;
 mod serve;
@@ -56,6 +57,8 @@ enum Command {
     },
     /// Score a TREC run against qrels (trec_eval-compatible metrics).
     Score(score::ScoreArgs),
+    /// Evaluate every stage on a BEIR dataset: metrics, latency, sweeps, plots.
+    Eval(eval::EvalArgs),
     /// Serve the HTTP API (crates/server/README.md) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Print the effective configuration as TOML.
@@ -187,6 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Score(args) => score::run(args),
+        Command::Eval(args) => eval::run(&settings, args),
         Command::Serve(args) => serve::run(&settings, args),
         Command::Config => {
             print!("{}", settings.load()?.to_toml());
