@@ -43,3 +43,17 @@ test: fetch-models test-venv
     cargo test --workspace --doc
     cargo build --bin sift
     eval/.venv-test/bin/python eval/check_metrics.py target/debug/sift
+
+# Serve the demo index (built by `just demo`) over HTTP on loopback; see crates/server/README.md.
+serve-demo port="8080":
+    test -f target/demo-index/sift-index.json || just demo
+    cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift serve --index target/demo-index --port {{port}}
+
+# Load test on loopback: serve a copy of the demo index, drive it with concurrent
+# clients (90% searches, 10% writes checked for visibility); fails on any error.
+loadtest clients="32" seconds="30":
+    test -f target/demo-index/sift-index.json || just demo
+    cargo build --release --bin sift
+    cargo build --release -p sift-server --example loadtest
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/examples/loadtest --sift ./target/release/sift --index target/demo-index --clients {{clients}} --seconds {{seconds}}

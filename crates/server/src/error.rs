@@ -117,6 +117,9 @@ impl From<sift_engine::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() && self.code != "reranker_unavailable" {
+            tracing::warn!(status = %self.status, code = self.code, "{}", self.message);
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_string(),

@@ -391,20 +391,19 @@ pub(crate) async fn add_documents(
             metadata: d.metadata,
         })
         .collect();
-    // One write request at a time holds a pool slot; the others wait here
-    // without one, so writes cannot crowd searches off the pool. The gate's
-    // guard moves into the job: it is released when the engine's write has
-    // finished, even if this request is dropped, and shutdown waits on it.
+    // One write at a time (the engine serialises writers anyway); the others
+    // wait here, as futures. The gate's guard moves into the job: it is
+    // released when the engine's write has finished, even if this request
+    // is dropped, and shutdown waits on it.
     let gate = state.writes.clone().lock_owned().await;
     let engine = state.engine.clone();
-    let (report, _queued) = state
+    let report = state
         .pool
-        .run(move || {
+        .run_write(move || {
             let _gate = gate;
             engine.index(&documents, |_| {})
         })
-        .await?;
-    let report = report?;
+        .await??;
     state
         .metrics
         .documents_written

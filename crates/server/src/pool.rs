@@ -6,6 +6,8 @@
 //! would oversubscribe the cores 50-fold and make every one of them slow.
 //! So each job takes a permit of a semaphore sized to the cores first: a
 //! burst queues (cheaply, as futures) and the cores work on a few at a time.
+//! Writes run one at a time in a lane of their own (see
+//! [`InferencePool::run_write`]).
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -102,6 +104,25 @@ impl InferencePool {
         })
         .await?;
         Ok((out, queued))
+    }
+
+    /// Run a write's job (embedding its documents, committing) without a
+    /// permit. Writes have a lane of their own: the write gate lets one run
+    /// at a time, so the CPU runs at most `threads + 1` jobs. Queued behind
+    /// the searches for a permit instead, every write would wait out the
+    /// whole search queue while holding the gate, and the writes behind it
+    /// would wait for all of that in turn.
+    pub async fn run_write<T, F>(&self, job: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let running = Running::start(self.metrics.inference_running.clone());
+        blocking(move || {
+            let _running = running;
+            job()
+        })
+        .await
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 /// Limits and knobs of a [`Server`]. The defaults suit a 2-core machine.
 #[derive(Clone, Debug)]
@@ -217,7 +217,12 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(from_fn(json_errors))
-        .layer(TraceLayer::new_for_http())
+        // Failures are logged where they happen (see ApiError), not as
+        // errors per request here: a 503 for a missing reranker is routine.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(state)
 }
 
@@ -294,6 +299,7 @@ async fn record_metrics(State(state): State<Arc<AppState>>, req: Request, next: 
 /// the body limit's 413, a caught panic's 500) the JSON error shape.
 async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let path = req.uri().path().to_owned();
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -313,13 +319,9 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let message = match status {
+        // (The router adds the `Allow` header after this layer has run.)
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("{method} is not allowed here; allowed: {allowed}")
+            format!("{method} is not allowed on {path}; the Allow header lists what is")
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             "the request body is larger than the server's limit (--max-body-bytes)".to_string()
