@@ -23,7 +23,7 @@ pub struct SearchRequest {
     /// Candidates retrieved (fused) and handed to the reranker; 1 to 1000.
     #[schema(example = 50)]
     pub depth: Option<usize>,
-    /// Hits returned; 1 to `depth`.
+    /// Hits returned; 1 to `depth` (default: the configured k, at most `depth`).
     #[schema(example = 5)]
     pub k: Option<usize>,
     /// Rerank with the cross-encoder when one is loaded.

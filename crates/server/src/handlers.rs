@@ -46,9 +46,12 @@ pub(crate) async fn search(
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponseBody>, ApiError> {
     let defaults = &state.engine.config().search;
+    let depth = req.depth.unwrap_or(defaults.depth);
     let options = SearchOptions::default()
-        .depth(req.depth.unwrap_or(defaults.depth))
-        .k(req.k.unwrap_or(defaults.k))
+        .depth(depth)
+        // A small depth with the default k asks for "at most depth hits",
+        // not for an error.
+        .k(req.k.unwrap_or(defaults.k.min(depth.max(1))))
         .rerank(req.rerank.unwrap_or(defaults.rerank))
         .rrf_k(req.rrf_k.unwrap_or(defaults.rrf_k))
         .retriever_depth(req.retriever_depth.or(defaults.retriever_depth));

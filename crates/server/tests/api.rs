@@ -231,6 +231,14 @@ fn errors_are_json_with_fitting_statuses() {
     send("/search", r#"{"query": "x", "depth": 0}"#).assert_error(422, "invalid_request");
     send("/search", r#"{"query": "x", "depth": 1001}"#).assert_error(422, "invalid_request");
     send("/search", r#"{"query": "x", "k": 0}"#).assert_error(422, "invalid_request");
+    // (Without k, a depth under the default k just caps the hits.)
+    assert_eq!(
+        send("/search", r#"{"query": "refunds", "depth": 2}"#).json()["hits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let m = send("/search", r#"{"query": "x", "depth": 3, "k": 4}"#)
         .assert_error(422, "invalid_request");
     assert!(m.contains("k must be"), "{m}");
