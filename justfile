@@ -41,6 +41,8 @@ test-venv:
 test: fetch-models test-venv
     cargo test --workspace --all-targets
     cargo test --workspace --doc
+    # Parity again on the data-parallel batch path the sift binary uses.
+    CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1 cargo test -p sift-bert --test parity
     cargo build --bin sift
     eval/.venv-test/bin/python eval/check_metrics.py target/debug/sift
 
@@ -57,3 +59,16 @@ loadtest clients="32" seconds="30":
     cargo build --release --bin sift
     cargo build --release -p sift-server --example loadtest
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/examples/loadtest --sift ./target/release/sift --index target/demo-index --clients {{clients}} --seconds {{seconds}}
+
+# Evaluate BM25, dense, hybrid (and rerank, when a cross-encoder is configured)
+# on SciFact's 300 test queries, with the depth / RRF / retriever-depth sweeps;
+# report, run files and plot in eval/out/scifact (see eval/README.md).
+# The first run indexes SciFact into indexes/scifact (about half an hour on 2 cores).
+eval-scifact: fetch-models
+    cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset {{scifact}} --split test --index indexes/scifact --out eval/out/scifact --depth 50 --k 5 --sweep-depth 10,20,30,50,75,100 --sweep-rrf-k 1,10,30,60,100 --sweep-retriever-depth 25,50,100,200
+
+# The same on the demo help centre and its eval set (data/helpcentre-eval).
+eval-demo: fetch-models
+    cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset data/helpcentre-eval --corpus data/helpcentre --index indexes/helpcentre --out eval/out/helpcentre --depth 20 --k 5 --sweep-depth 5,10,15,20,30 --sweep-rrf-k 1,10,30,60,100 --sweep-retriever-depth 5,10,20,40

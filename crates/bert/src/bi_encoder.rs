@@ -1,4 +1,4 @@
-use crate::model::{length_sorted_order, load_tokenizer, Bert, Encoded};
+use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
 use crate::{Error, ModelFiles, Result};
 use candle_core::{DType, D};
 use std::time::{Duration, Instant};
@@ -75,16 +75,7 @@ impl BiEncoder {
             .iter()
             .map(|t| self.encode(t.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
-        let mut out = vec![Vec::new(); texts.len()];
-        for batch in length_sorted_order(&lengths).chunks(self.batch_size) {
-            let inputs: Vec<Encoded> = batch.iter().map(|&i| encoded[i].clone()).collect();
-            let vectors = self.forward(&inputs)?;
-            for (&i, v) in batch.iter().zip(vectors) {
-                out[i] = v;
-            }
-        }
-        Ok(out)
+        map_batches(&encoded, self.batch_size, |batch| self.forward(batch))
     }
 
     /// Embed one text (a query).

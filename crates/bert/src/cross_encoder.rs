@@ -1,4 +1,4 @@
-use crate::model::{invalid, length_sorted_order, load_tokenizer, Bert, Encoded};
+use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
 use crate::{Error, ModelFiles, Result};
 use candle_core::{Module, D};
 use candle_nn::{linear, Linear};
@@ -99,22 +99,15 @@ impl CrossEncoder {
             .iter()
             .map(|p| self.encode_pair(query, p.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
-        let mut logits = vec![0f32; passages.len()];
-        for batch in length_sorted_order(&lengths).chunks(self.batch_size) {
-            let inputs: Vec<Encoded> = batch.iter().map(|&i| encoded[i].clone()).collect();
-            let (hidden, _mask) = self.bert.forward(&inputs)?;
+        map_batches(&encoded, self.batch_size, |batch| {
+            let (hidden, _mask) = self.bert.forward(batch)?;
             let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
             let pooled = self.pooler.forward(&cls)?.tanh()?;
-            let scores = self
+            Ok(self
                 .classifier
                 .forward(&pooled)?
                 .squeeze(D::Minus1)?
-                .to_vec1::<f32>()?;
-            for (&i, s) in batch.iter().zip(scores) {
-                logits[i] = s;
-            }
-        }
-        Ok(logits)
+                .to_vec1::<f32>()?)
+        })
     }
 }

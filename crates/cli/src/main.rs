@@ -107,11 +107,23 @@ impl SearchArgs {
 }
 
 fn main() {
+    single_threaded_kernels();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Run each model batch on one core and batches side by side (see
+/// `sift_bert`'s batch workers): candle's per-operation threading mostly
+/// waits on 2 cores. Set before any thread starts; an explicit setting wins.
+fn single_threaded_kernels() {
+    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
     }
 }
 
