@@ -156,6 +156,20 @@ fn draw<DB: DrawingBackend>(
             .label(format!("flattening depth {depth}"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(1)));
     }
+    // Hollow markers on the hybrid curves show where depths were measured.
+    for (series, colour) in [
+        (xy(&|p| Some(p.hybrid_recall_at_depth)), GREY),
+        (xy(&|p| Some(p.hybrid_recall_at_k)), BLUE),
+        (xy(&|p| Some(p.hybrid_ndcg_at_10)), GREEN),
+    ] {
+        chart
+            .draw_series(
+                series
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, colour.stroke_width(1))),
+            )
+            .map_err(e)?;
+    }
     let ceiling = xy(&|p| Some(p.hybrid_recall_at_depth));
     chart
         .draw_series(dashed(ceiling, GREY))
@@ -211,7 +225,7 @@ fn draw<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(180, 180, 180))
         .label_font(("sans-serif", 15))

@@ -22,7 +22,7 @@ pub const DOCUMENT_LEVEL_NOTE: &str = "Evaluation is per document: the engine ra
 pub const RETRIEVAL_RULE: &str = "Stage 1 runs once per query. Each retriever is asked for 3 chunks per document of depth and, while its list is full but holds fewer than depth distinct documents, for twice as many (up to 1000). Each retriever then contributes its top `depth` documents (every chunk of its list down to its depth-th document) to RRF fusion at chunk level; the fused chunks are collapsed to documents. BM25 and dense are the retrievers' own lists collapsed the same way. The reranker reads every fused chunk down to the depth-th document.";
 
 /// How the latency columns are measured.
-pub const LATENCY_NOTE: &str = "Latency per query: BM25 = the BM25 search; dense = query tokenisation + embedding + HNSW search; hybrid = all of stage 1 (both retrievers, fusion, chunk fetch); rerank = the time the cross-encoder adds on top of hybrid. Stage 1 is timed with the chunk depth the evaluation asks for (3 × depth per retriever), after one warm-up query.";
+pub const LATENCY_NOTE: &str = "Latency per query: BM25 = the BM25 search; dense = query tokenisation + embedding + HNSW search; hybrid = all of stage 1 (both retrievers, fusion, chunk fetch); rerank = the time the cross-encoder adds on top of hybrid. Stage 1 is timed with the chunk depth the evaluation asks for (3 × depth per retriever), after one warm-up query. In the depth sweep each chunk is scored once per query: depths run in ascending order, a deeper list reuses the scores of a shallower one, and a depth's rerank latency is the cross-encoder time spent on all of its candidates.";
 
 /// One stage's figures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -392,11 +392,24 @@ impl Report {
             out,
             "- Metrics are trec_eval's (sift_eval), every judged query counted (a query with nothing retrieved scores 0). Run files list each stage's documents with score `n - rank + 1`, so any TREC tool ranks them as the engine did."
         );
-        let r = &self.retrieval;
         let _ = writeln!(
             out,
-            "- Chunks asked per retriever: at most {} (main), {} (sweeps); queries retried deeper: {}; queries whose list stayed short of depth: {}.",
-            r.chunk_depth_max, r.sweep_chunk_depth_max, r.queries_retried, r.queries_short
+            "- MAP is computed on each stage's list as evaluated, i.e. cut at depth ({}); P@{} divides by {} even when fewer documents were retrieved.",
+            self.depth, self.k, self.k
+        );
+        let r = &self.retrieval;
+        let sweeps = if r.sweep_chunk_depth_max > 0 {
+            format!(
+                "; for the sweeps at most {} (lists short of the deepest sweep: {})",
+                r.sweep_chunk_depth_max, r.sweep_queries_short
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "- Chunks asked of each retriever: at most {}; queries retried deeper: {}; queries whose list stayed short of depth: {}{sweeps}.",
+            r.chunk_depth_max, r.queries_retried, r.queries_short
         );
         for note in &self.notes {
             let _ = writeln!(out, "- {note}");

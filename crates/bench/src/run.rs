@@ -19,7 +19,7 @@ use sift_core::{
 use sift_engine::{ingest::Source, Engine};
 use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Query, Run};
 use sift_fusion::{reciprocal_rank_fusion, Fused};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -350,15 +350,37 @@ impl EvalRun {
                 retrieval.record_deep(&deep_owned);
                 &deep_owned
             };
-            for (i, &d) in o.sweep_depth.iter().enumerate() {
+            // Depths in ascending order, each chunk scored once per query:
+            // a cross-encoder score depends on the query and the chunk only,
+            // so a deeper list reuses the scores of a shallower one, and
+            // its latency is the time spent on all of its candidates.
+            let mut order: Vec<usize> = (0..o.sweep_depth.len()).collect();
+            order.sort_by_key(|&i| o.sweep_depth[i]);
+            let mut scored = Scored::new();
+            let mut spent = Duration::ZERO;
+            for i in order {
+                let d = o.sweep_depth[i];
                 let fused = fuse(deep, &docs, d, rrf_k);
                 let (hybrid, prefix) = top_documents(&fused, &docs, d);
                 acc.depth_hybrid[i].push(&query.id, hybrid);
                 if reranking {
-                    let (reranked, took, chunks) = self.rerank(&query.text, &fused[..prefix])?;
-                    acc.depth_rerank[i].push(&query.id, reranked);
-                    acc.depth_rerank_latency[i].push(took);
-                    acc.depth_rerank_chunks[i] += chunks;
+                    let candidates = &fused[..prefix];
+                    let unscored: Vec<Fused> = candidates
+                        .iter()
+                        .filter(|f| !scored.contains_key(&f.chunk_id))
+                        .cloned()
+                        .collect();
+                    if !unscored.is_empty() {
+                        let (more, took) = self.score(&query.text, &unscored)?;
+                        scored.extend(more);
+                        spent += took;
+                    }
+                    acc.depth_rerank[i].push(&query.id, rank_by_scores(candidates, &scored));
+                    acc.depth_rerank_latency[i].push(spent);
+                    acc.depth_rerank_chunks[i] += candidates
+                        .iter()
+                        .filter(|f| scored.contains_key(&f.chunk_id))
+                        .count();
                 }
             }
             for (i, &n) in o.sweep_retriever_depth.iter().enumerate() {
@@ -414,6 +436,13 @@ impl EvalRun {
     /// reranked order, the time the reranker took, and how many chunks it
     /// read.
     fn rerank(&self, query: &str, fused: &[Fused]) -> Result<(Vec<String>, Duration, usize)> {
+        let (scores, took) = self.score(query, fused)?;
+        Ok((rank_by_scores(fused, &scores), took, scores.len()))
+    }
+
+    /// Cross-encoder scores of the fused chunks (those still in the index),
+    /// and the time the reranker took.
+    fn score(&self, query: &str, fused: &[Fused]) -> Result<(Scored, Duration)> {
         let ids: Vec<ChunkId> = fused.iter().map(|f| f.chunk_id).collect();
         let candidates: Vec<Candidate> = fused
             .iter()
@@ -428,11 +457,11 @@ impl EvalRun {
         let n = candidates.len();
         let mut timings = StageTimings::default();
         let (hits, _) = self.engine.rerank(query, candidates, n, &mut timings)?;
-        let ranked = collapse_to_documents(hits.iter().map(|c| c.chunk.doc_id.as_str()), n)
+        let scores = hits
             .into_iter()
-            .map(str::to_owned)
+            .filter_map(|c| c.scores.rerank.map(|s| (c.chunk.id, (s, c.chunk.doc_id))))
             .collect();
-        Ok((ranked, timings.get(Stage::Rerank), n))
+        Ok((scores, timings.get(Stage::Rerank)))
     }
 
     fn finish(
@@ -618,6 +647,24 @@ fn report_metrics(o: &EvalOptions) -> Vec<Metric> {
     metrics.push(Metric::precision(o.k));
     metrics.push(Metric::map());
     metrics
+}
+
+/// Cross-encoder scores of one query's chunks: chunk → (logit, document).
+type Scored = HashMap<ChunkId, (f32, String)>;
+
+/// Documents in reranked order: the candidates sorted by score (a stable
+/// sort, so ties keep the fused order, as `sift_rerank::rerank` does), each
+/// document at its best chunk. Candidates without a score are dropped.
+fn rank_by_scores(candidates: &[Fused], scores: &Scored) -> Vec<String> {
+    let mut ranked: Vec<&(f32, String)> = candidates
+        .iter()
+        .filter_map(|f| scores.get(&f.chunk_id))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    collapse_to_documents(ranked.iter().map(|(_, d)| d.as_str()), usize::MAX)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Fuse each retriever's top `documents` documents (all their chunks in
@@ -895,6 +942,27 @@ mod tests {
         sift_eval::trec_order(&mut docs);
         let ids: Vec<&str> = docs.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn reranked_order_is_by_score_with_ties_in_fused_order() {
+        let fused: Vec<Fused> = (1..=4)
+            .map(|i| Fused {
+                chunk_id: ChunkId(i),
+                scores: sift_core::Scores::default(),
+            })
+            .collect();
+        let scores: Scored = [(1, 0.5, "a"), (2, 2.0, "b"), (3, 0.5, "c"), (4, 3.0, "b")]
+            .iter()
+            .map(|&(id, s, d)| (ChunkId(id), (s, d.to_string())))
+            .collect();
+        // b (best chunk 3.0), then a and c tied at 0.5 in fused order.
+        assert_eq!(rank_by_scores(&fused, &scores), ["b", "a", "c"]);
+        // A candidate without a score (deleted chunk) is dropped.
+        assert_eq!(
+            rank_by_scores(&fused[..1], &Scored::new()),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
