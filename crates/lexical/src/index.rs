@@ -155,6 +155,7 @@ impl LexicalIndex {
         doc.add_text(f.doc_id, &chunk.doc_id);
         doc.add_text(f.title, &chunk.title);
         doc.add_text(f.body, &chunk.text);
+        doc.add_text(f.text, chunk.passage());
         doc.add_u64(f.ordinal, u64::from(chunk.ordinal));
         doc.add_u64(f.char_start, chunk.char_start as u64);
         doc.add_u64(f.char_end, chunk.char_end as u64);
@@ -230,11 +231,11 @@ impl LexicalIndex {
         Ok(())
     }
 
-    /// BM25 top `limit` over title and body (sum of the per-field BM25
-    /// scores), best first; ties are broken by ascending chunk id.
+    /// BM25 top `limit` over title + chunk text (one field), best first;
+    /// ties are broken by ascending chunk id.
     ///
     /// The query is free text: it is analyzed like the indexed text and each
-    /// distinct term is a SHOULD clause on both fields, so no input fails to
+    /// distinct term is a SHOULD clause, so no input fails to
     /// parse. A query without indexable terms (only stop words or
     /// punctuation) returns no hits.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(ChunkId, f32)>> {
@@ -248,16 +249,16 @@ impl LexicalIndex {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(2 * terms.len());
-        for term in &terms {
-            for field in [self.fields.title, self.fields.body] {
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|term| {
                 let query = TermQuery::new(
-                    Term::from_field_text(field, term),
+                    Term::from_field_text(self.fields.text, term),
                     IndexRecordOption::WithFreqs,
                 );
-                clauses.push((Occur::Should, Box::new(query)));
-            }
-        }
+                (Occur::Should, Box::new(query) as Box<dyn Query>)
+            })
+            .collect();
         let query = BooleanQuery::new(clauses);
         // Score descending, then chunk id ascending: deterministic whatever
         // the segment layout (DocAddress, tantivy's own tie-break, is not).
@@ -582,7 +583,7 @@ fn check_schema(dir: &Path, found: &Schema) -> Result<()> {
     Err(Error::Corrupt {
         path: dir.to_owned(),
         message: format!(
-            "not a sift lexical index of this version: fields {:?}, expected {:?} (with sift's options)",
+            "not a sift lexical index of this version (an index built by an older sift must be rebuilt: remove the folder and index again): fields {:?}, expected {:?} (with sift's options)",
             names(found),
             names(&expected)
         ),

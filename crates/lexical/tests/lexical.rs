@@ -266,6 +266,26 @@ fn bm25_prefers_title_and_body_over_body_only() {
     assert_eq!(ids(&t), vec![once.id]);
 }
 
+/// Title and body are one BM25 field: a term scores the same whether it sits
+/// in the title or in the text, where two summed fields would count a title
+/// word twice (its idf once per field).
+#[test]
+fn a_title_word_counts_once() {
+    let (_dir, index) = new_index();
+    let in_title = chunk("t", 0, "Refunds", "money back within thirty days");
+    let in_body = chunk("b", 0, "", "Refunds money back within thirty days");
+    let filler = chunk("f", 0, "Other", "shipping takes a week");
+    add_all(&index, &[in_title.clone(), in_body.clone(), filler]);
+    index.commit().unwrap();
+
+    let hits = index.search("refunds", 10).unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(
+        (hits[0].1 - hits[1].1).abs() < 1e-6,
+        "title and body matches score differently: {hits:?}"
+    );
+}
+
 #[test]
 fn score_ties_are_broken_by_ascending_chunk_id() {
     let (_dir, index) = new_index();
