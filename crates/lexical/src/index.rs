@@ -432,6 +432,33 @@ impl LexicalIndex {
         Ok(documents.len() as u64)
     }
 
+    /// Ids of the documents with live chunks, sorted.
+    pub fn document_ids(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut ids = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let Some(column) = segment.fast_fields().str(schema::DOC_ID)? else {
+                continue;
+            };
+            let mut live = vec![false; column.num_terms()];
+            for doc in segment.doc_ids_alive() {
+                for ord in column.term_ords(doc) {
+                    live[ord as usize] = true;
+                }
+            }
+            let ords: Vec<u64> = (0..live.len() as u64)
+                .filter(|&ord| live[ord as usize])
+                .collect();
+            column
+                .dictionary()
+                .sorted_ords_to_term_cb(&ords, |term| {
+                    ids.insert(String::from_utf8_lossy(term).into_owned());
+                })
+                .map_err(TantivyError::from)?;
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     /// Bytes on disk of the committed index: `meta.json` and every file of
     /// the segments it lists (garbage awaiting collection is not counted).
     pub fn disk_bytes(&self) -> Result<u64> {
