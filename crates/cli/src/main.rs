@@ -74,9 +74,17 @@ struct SearchArgs {
     /// Hits returned [default: config search.k].
     #[arg(long)]
     k: Option<usize>,
-    /// Skip the cross-encoder; return the fused stage-1 order.
+    /// Skip stage 2; return the fused stage-1 order.
     #[arg(long)]
     no_rerank: bool,
+    /// Stage-2 reranker: cross-encoder, llm (pointwise P(yes)) or listwise
+    /// (RankGPT windows) [default: config search.reranker].
+    #[arg(long, value_name = "KIND")]
+    reranker: Option<sift_core::RerankerKind>,
+    /// An instruction for the llm/listwise rerankers, e.g. "prefer recent
+    /// documents" [default: config search.instruction].
+    #[arg(long)]
+    instruction: Option<String>,
     /// Reciprocal rank fusion constant.
     #[arg(long)]
     rrf_k: Option<f32>,
@@ -101,6 +109,8 @@ impl SearchArgs {
             .depth(self.depth.unwrap_or(d.depth))
             .k(self.k.unwrap_or(d.k))
             .rerank(d.rerank && !self.no_rerank)
+            .reranker(self.reranker.unwrap_or(d.reranker))
+            .instruction(self.instruction.clone().or_else(|| d.instruction.clone()))
             .rrf_k(self.rrf_k.unwrap_or(d.rrf_k))
             .retriever_depth(self.retriever_depth.or(d.retriever_depth))
     }
@@ -161,7 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             options.validate()?;
             let engine = Engine::builder(settings.index())
                 .config(config)
-                .load_reranker(options.rerank)
+                .load_reranker(options.rerank && !options.reranker.uses_llm())
                 .open()?;
             let response = engine.search(&args.query, &options)?;
             output::print_search(&response, args.json, args.explain, args.timings)

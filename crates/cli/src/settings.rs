@@ -28,7 +28,7 @@ pub struct Settings {
     pub bi_encoder_path: Option<PathBuf>,
     /// Hugging Face hub id of the cross-encoder.
     #[arg(long, global = true, help_heading = "Models")]
-    pub reranker: Option<String>,
+    pub cross_encoder: Option<String>,
     /// Local folder holding the cross-encoder (instead of the hub).
     #[arg(
         long,
@@ -69,6 +69,38 @@ pub struct Settings {
     /// Pairs per reranker batch.
     #[arg(long, global = true, help_heading = "Rerank")]
     pub rerank_batch_size: Option<usize>,
+
+    /// Where the llm/listwise rerankers' model runs: gguf (in process) or
+    /// http (an OpenAI-compatible endpoint).
+    #[arg(long, global = true, env = "SIFT_LLM_BACKEND", help_heading = "LLM rerankers")]
+    pub llm_backend: Option<sift_core::LlmBackend>,
+    /// GGUF file of the in-process model (`just fetch-llm`).
+    #[arg(long, global = true, env = "SIFT_LLM_GGUF", help_heading = "LLM rerankers")]
+    pub llm_gguf: Option<PathBuf>,
+    /// Base URL of the OpenAI-compatible API (`http://host:port/v1`).
+    #[arg(long, global = true, env = "SIFT_LLM_URL", help_heading = "LLM rerankers")]
+    pub llm_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_model: Option<String>,
+    /// Seconds allowed for one query's LLM calls.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_budget_secs: Option<f64>,
+    /// Seconds allowed for one HTTP request.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_timeout_secs: Option<f64>,
+    /// Further tries of a failed HTTP request.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_retries: Option<u32>,
+    /// Chunk characters shown to the model per candidate.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_max_passage_chars: Option<usize>,
+    /// Listwise: candidates ordered per model call.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_window: Option<usize>,
+    /// Listwise: how far the window slides each time.
+    #[arg(long, global = true, help_heading = "LLM rerankers")]
+    pub llm_step: Option<usize>,
 }
 
 impl Settings {
@@ -85,7 +117,7 @@ impl Settings {
         if let Some(path) = &self.bi_encoder_path {
             m.bi_encoder.path = Some(path.clone());
         }
-        if let Some(repo) = &self.reranker {
+        if let Some(repo) = &self.cross_encoder {
             m.cross_encoder = ModelSource::hub(repo);
         }
         if let Some(path) = &self.reranker_path {
@@ -101,6 +133,17 @@ impl Settings {
         set(&mut config.hnsw.ef_search, self.hnsw_ef_search);
         set(&mut config.rerank.max_length, self.rerank_max_length);
         set(&mut config.rerank.batch_size, self.rerank_batch_size);
+        let llm = &mut config.rerank.llm;
+        set(&mut llm.backend, self.llm_backend);
+        set(&mut llm.gguf, self.llm_gguf.clone());
+        set(&mut llm.url, self.llm_url.clone());
+        set(&mut llm.model, self.llm_model.clone());
+        set(&mut llm.budget_secs, self.llm_budget_secs);
+        set(&mut llm.timeout_secs, self.llm_timeout_secs);
+        set(&mut llm.retries, self.llm_retries);
+        set(&mut llm.max_passage_chars, self.llm_max_passage_chars);
+        set(&mut llm.window, self.llm_window);
+        set(&mut llm.step, self.llm_step);
         config.validate().context("invalid settings")?;
         Ok(config)
     }

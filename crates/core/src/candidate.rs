@@ -20,7 +20,9 @@ pub struct Scores {
     pub dense: Option<RankedScore>,
     /// Reciprocal-rank-fusion score.
     pub fused: Option<f32>,
-    /// Raw cross-encoder logit; only meaningful for sorting.
+    /// Stage-2 score; only meaningful for sorting within one query. The
+    /// cross-encoder's raw logit, the LLM's P("yes") in 0..1, or for
+    /// listwise `1 / rank` in the model's order.
     pub rerank: Option<f32>,
 }
 

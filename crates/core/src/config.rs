@@ -47,6 +47,7 @@ impl Config {
         self.index.validate()?;
         self.hnsw.validate()?;
         self.search.validate()?;
+        self.rerank.llm.validate()?;
         if self.rerank.max_length < 16 {
             return Err(Error::InvalidSetting(
                 "rerank.max_length must be at least 16".into(),
@@ -212,6 +213,8 @@ pub struct RerankConfig {
     /// Longest (query, chunk) pair in tokens; only the chunk is truncated.
     pub max_length: usize,
     pub batch_size: usize,
+    /// The language model of the `llm` and `listwise` rerankers.
+    pub llm: LlmConfig,
 }
 
 impl Default for RerankConfig {
@@ -219,7 +222,163 @@ impl Default for RerankConfig {
         RerankConfig {
             max_length: 512,
             batch_size: 16,
+            llm: LlmConfig::default(),
         }
+    }
+}
+
+/// Which stage-2 reranker orders a query's candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RerankerKind {
+    /// BERT cross-encoder: one relevance logit per (query, chunk) pair.
+    #[default]
+    CrossEncoder,
+    /// LLM pointwise: P("yes") that the chunk is relevant, one prompt per
+    /// candidate with its metadata and the optional instruction.
+    Llm,
+    /// LLM listwise (RankGPT): the model orders windows of candidates,
+    /// sliding from the back of the list to the front.
+    Listwise,
+}
+
+impl RerankerKind {
+    pub const ALL: [RerankerKind; 3] = [
+        RerankerKind::CrossEncoder,
+        RerankerKind::Llm,
+        RerankerKind::Listwise,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RerankerKind::CrossEncoder => "cross-encoder",
+            RerankerKind::Llm => "llm",
+            RerankerKind::Listwise => "listwise",
+        }
+    }
+
+    /// Whether this reranker runs the language model.
+    pub fn uses_llm(self) -> bool {
+        !matches!(self, RerankerKind::CrossEncoder)
+    }
+}
+
+impl std::fmt::Display for RerankerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RerankerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        RerankerKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                Error::InvalidSetting(format!(
+                    "unknown reranker {s:?}; choose cross-encoder, llm or listwise"
+                ))
+            })
+    }
+}
+
+/// Where the LLM rerankers' model runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmBackend {
+    /// In process: a quantised Gemma 3 GGUF file run by candle.
+    #[default]
+    Gguf,
+    /// An OpenAI-compatible chat-completions endpoint.
+    Http,
+}
+
+impl std::str::FromStr for LlmBackend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gguf" => Ok(LlmBackend::Gguf),
+            "http" => Ok(LlmBackend::Http),
+            _ => Err(Error::InvalidSetting(format!(
+                "unknown LLM back end {s:?}; choose gguf or http"
+            ))),
+        }
+    }
+}
+
+/// The language model of the LLM rerankers, and how they prompt it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub backend: LlmBackend,
+    /// The GGUF file of the `gguf` back end (`just fetch-llm` puts Gemma 3
+    /// 270M here). The `serve` chat route runs it too.
+    pub gguf: PathBuf,
+    /// Base URL of the `http` back end's OpenAI-compatible API
+    /// (`…/v1`; `/chat/completions` is appended).
+    pub url: String,
+    /// Model name sent to the endpoint.
+    pub model: String,
+    /// Environment variable holding the endpoint's API key (sent as a
+    /// bearer token when set).
+    pub api_key_env: String,
+    /// Longest wait for one HTTP request, in seconds.
+    pub timeout_secs: f64,
+    /// Further tries after a connection error, timeout, 429 or 5xx.
+    pub retries: u32,
+    /// Requests in flight at once (pointwise over HTTP).
+    pub concurrency: usize,
+    /// Time allowed for all LLM calls of one query, in seconds; past it the
+    /// query fails with a clear error rather than hang.
+    pub budget_secs: f64,
+    /// Chunk text shown to the model per candidate, in characters.
+    pub max_passage_chars: usize,
+    /// Listwise: candidates the model orders at once.
+    pub window: usize,
+    /// Listwise: how far the window moves towards the front each time.
+    pub step: usize,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            backend: LlmBackend::Gguf,
+            gguf: PathBuf::from("data/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf"),
+            url: "http://127.0.0.1:8080/v1".into(),
+            model: "gemma-3-270m".into(),
+            api_key_env: "SIFT_LLM_API_KEY".into(),
+            timeout_secs: 30.0,
+            retries: 2,
+            concurrency: 4,
+            budget_secs: 300.0,
+            max_passage_chars: 600,
+            window: 10,
+            step: 5,
+        }
+    }
+}
+
+impl LlmConfig {
+    pub fn validate(&self) -> Result<()> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.timeout_secs) || !positive(self.budget_secs) {
+            return Err(Error::InvalidSetting(
+                "rerank.llm.timeout_secs and budget_secs must be positive".into(),
+            ));
+        }
+        if self.window < 2 || self.step == 0 || self.step >= self.window {
+            return Err(Error::InvalidSetting(format!(
+                "rerank.llm needs window >= 2 and 0 < step < window (got {} and {})",
+                self.window, self.step
+            )));
+        }
+        if self.max_passage_chars < 20 {
+            return Err(Error::InvalidSetting(
+                "rerank.llm.max_passage_chars must be at least 20".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -238,8 +397,14 @@ pub struct SearchOptions {
     pub depth: usize,
     /// Hits returned.
     pub k: usize,
-    /// Run the cross-encoder (when one is loaded).
+    /// Run stage 2 (the reranker named by `reranker`).
     pub rerank: bool,
+    /// Which reranker: the cross-encoder, the LLM pointwise or the LLM
+    /// listwise one.
+    pub reranker: RerankerKind,
+    /// A standing instruction for the LLM rerankers ("prefer recent
+    /// documents"); the cross-encoder cannot read one.
+    pub instruction: Option<String>,
     /// Reciprocal rank fusion constant: score = Σ 1 / (rrf_k + rank).
     pub rrf_k: f32,
     /// How many hits each retriever contributes to fusion; `None` = `depth`.
@@ -252,11 +417,16 @@ impl Default for SearchOptions {
             depth: 50,
             k: 5,
             rerank: true,
+            reranker: RerankerKind::CrossEncoder,
+            instruction: None,
             rrf_k: 60.0,
             retriever_depth: None,
         }
     }
 }
+
+/// Longest reranker instruction accepted, in characters.
+pub const MAX_INSTRUCTION_CHARS: usize = 500;
 
 /// Upper bound for depth and per-retriever depth: beyond this a cross-encoder
 /// on a CPU takes tens of seconds per query.
@@ -273,6 +443,15 @@ impl SearchOptions {
     }
     pub fn rerank(mut self, rerank: bool) -> Self {
         self.rerank = rerank;
+        self
+    }
+    pub fn reranker(mut self, reranker: RerankerKind) -> Self {
+        self.reranker = reranker;
+        self
+    }
+    /// An instruction for the LLM rerankers; blank is none.
+    pub fn instruction(mut self, instruction: Option<String>) -> Self {
+        self.instruction = instruction.filter(|i| !i.trim().is_empty());
         self
     }
     pub fn rrf_k(mut self, rrf_k: f32) -> Self {
@@ -307,6 +486,14 @@ impl SearchOptions {
                 "rrf_k must be a finite number >= 0, got {}",
                 self.rrf_k
             )));
+        }
+        if let Some(i) = &self.instruction {
+            if i.chars().count() > MAX_INSTRUCTION_CHARS {
+                return Err(Error::InvalidSetting(format!(
+                    "the instruction is {} characters long; the limit is {MAX_INSTRUCTION_CHARS}",
+                    i.chars().count()
+                )));
+            }
         }
         if let Some(d) = self.retriever_depth {
             if d == 0 || d > MAX_DEPTH {
@@ -345,6 +532,24 @@ mod tests {
         let partial: Config = toml::from_str("[search]\ndepth = 20\n").unwrap();
         assert_eq!(partial.search.depth, 20);
         assert_eq!(partial.search.k, 5);
+    }
+
+    #[test]
+    fn reranker_kinds_parse_and_serialise_alike() {
+        for kind in RerankerKind::ALL {
+            assert_eq!(kind.as_str().parse::<RerankerKind>().unwrap(), kind);
+            let toml = format!("[search]\nreranker = \"{kind}\"\n");
+            assert_eq!(toml::from_str::<Config>(&toml).unwrap().search.reranker, kind);
+        }
+        assert!("bm25".parse::<RerankerKind>().is_err());
+        let c: Config = toml::from_str("[rerank.llm]\nbackend = \"http\"\nwindow = 4\nstep = 2\n").unwrap();
+        assert_eq!(c.rerank.llm.backend, LlmBackend::Http);
+        c.validate().unwrap();
+        let bad: Config = toml::from_str("[rerank.llm]\nwindow = 4\nstep = 4\n").unwrap();
+        assert!(bad.validate().is_err());
+        let long = SearchOptions::default().instruction(Some("x".repeat(MAX_INSTRUCTION_CHARS + 1)));
+        assert!(long.validate().is_err());
+        assert_eq!(SearchOptions::default().instruction(Some("  ".into())).instruction, None);
     }
 
     #[test]

@@ -3,17 +3,20 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, ModelRole};
 use sift_core::{
-    validate_query, Candidate, Chunk, ChunkId, ChunkingConfig, Config, Document, SearchOptions,
-    Stage, StageTimings,
+    validate_query, Candidate, Chunk, ChunkId, ChunkingConfig, Config, Document, LlmBackend,
+    RerankerKind, SearchOptions, Stage, StageTimings,
 };
+use sift_llm::{GgufModel, HttpModel, LanguageModel};
 use sift_fusion::reciprocal_rank_fusion;
 use sift_lexical::LexicalIndex;
-use sift_rerank::{CrossEncoderReranker, Reranker};
+use sift_rerank::{
+    CrossEncoderReranker, ListwiseReranker, LlmPointwiseReranker, RerankQuery, Reranker,
+};
 use sift_vector::VectorIndex;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 const META_FILE: &str = "sift-index.json";
 const LEXICAL_DIR: &str = "lexical";
@@ -142,6 +145,11 @@ pub struct Engine {
     reranker: Option<Box<dyn Reranker>>,
     /// Why there is no reranker, when there is none.
     reranker_missing: Option<String>,
+    /// The in-process GGUF model, loaded on first use (LLM rerankers with
+    /// the `gguf` back end, the server's chat route).
+    gguf: OnceLock<std::result::Result<Arc<GgufModel>, String>>,
+    /// The LLM rerankers' model (`rerank.llm.backend`), made on first use.
+    llm: OnceLock<std::result::Result<Arc<dyn LanguageModel>, String>>,
     /// One writer at a time within the process (tantivy locks across processes).
     write_lock: Mutex<()>,
 }
@@ -234,6 +242,8 @@ impl Engine {
             bi_encoder,
             reranker,
             reranker_missing,
+            gguf: OnceLock::new(),
+            llm: OnceLock::new(),
             write_lock: Mutex::new(()),
         };
         engine.refresh_live()?;
@@ -259,6 +269,71 @@ impl Engine {
             (Some(r), _) => Ok(r.describe()),
             (None, Some(why)) => Err(why.clone()),
             (None, None) => Err("the reranker was not loaded".into()),
+        }
+    }
+
+    /// The in-process GGUF model of `rerank.llm.gguf`, loaded once on first
+    /// use; or why it cannot be had.
+    pub fn gguf_model(&self) -> std::result::Result<Arc<GgufModel>, String> {
+        self.gguf
+            .get_or_init(|| {
+                let path = &self.config.rerank.llm.gguf;
+                GgufModel::builder(path)
+                    .load()
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The LLM rerankers' model (`rerank.llm.backend`), made once on first
+    /// use; or why it cannot be had.
+    pub fn llm(&self) -> std::result::Result<Arc<dyn LanguageModel>, String> {
+        self.llm
+            .get_or_init(|| {
+                let c = &self.config.rerank.llm;
+                match c.backend {
+                    LlmBackend::Gguf => self
+                        .gguf_model()
+                        .map(|m| m as Arc<dyn LanguageModel>),
+                    LlmBackend::Http => HttpModel::builder(&c.url)
+                        .model(&c.model)
+                        .api_key(std::env::var(&c.api_key_env).ok())
+                        .timeout(Duration::from_secs_f64(c.timeout_secs))
+                        .retries(c.retries)
+                        .concurrency(c.concurrency)
+                        .build()
+                        .map(|m| Arc::new(m) as Arc<dyn LanguageModel>)
+                        .map_err(|e| e.to_string()),
+                }
+            })
+            .clone()
+    }
+
+    /// The reranker of a kind, or why it cannot be had.
+    fn reranker_of(
+        &self,
+        kind: RerankerKind,
+    ) -> std::result::Result<Box<dyn Reranker + '_>, String> {
+        let c = &self.config.rerank.llm;
+        match kind {
+            RerankerKind::CrossEncoder => match &self.reranker {
+                Some(r) => Ok(Box::new(Borrowed(r.as_ref()))),
+                None => Err(self
+                    .reranker_missing
+                    .clone()
+                    .unwrap_or_else(|| "no reranker is loaded".into())),
+            },
+            RerankerKind::Llm => Ok(Box::new(LlmPointwiseReranker::new(
+                self.llm()?,
+                c.max_passage_chars,
+            ))),
+            RerankerKind::Listwise => Ok(Box::new(ListwiseReranker::new(
+                self.llm()?,
+                c.window,
+                c.step,
+                c.max_passage_chars,
+            ))),
         }
     }
 
@@ -464,8 +539,9 @@ impl Engine {
         Ok(self.lexical.chunks(ids)?)
     }
 
-    /// Stage 2 on given candidates: score, sort, keep `k`. Without a
-    /// reranker the candidates keep their order; the notice says so.
+    /// Stage 2 on given candidates with the cross-encoder: score, sort, keep
+    /// `k`. Without a cross-encoder the candidates keep their order and the
+    /// describing `Option` is `None`.
     pub fn rerank(
         &self,
         query: &str,
@@ -473,15 +549,52 @@ impl Engine {
         k: usize,
         timings: &mut StageTimings,
     ) -> Result<(Vec<Candidate>, Option<String>)> {
-        match &self.reranker {
-            Some(reranker) => {
-                let start = Instant::now();
-                let hits = sift_rerank::rerank(reranker.as_ref(), query, candidates, k)?;
-                timings.add(Stage::Rerank, start.elapsed());
-                Ok((hits, Some(reranker.describe())))
+        let (hits, by, _) = self.rerank_with(
+            query,
+            &SearchOptions::default(),
+            candidates,
+            k,
+            timings,
+        )?;
+        Ok((hits, by))
+    }
+
+    /// Stage 2 with the reranker and instruction of `options`: score, sort,
+    /// keep `k`. Returns the hits, which reranker ordered them (`None`: the
+    /// cross-encoder is missing and the order is stage 1's) and a notice
+    /// for the user, if any. An LLM reranker that cannot be had, fails or
+    /// runs past `rerank.llm.budget_secs` is an error.
+    pub fn rerank_with(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+        candidates: Vec<Candidate>,
+        k: usize,
+        timings: &mut StageTimings,
+    ) -> Result<(Vec<Candidate>, Option<String>, Option<String>)> {
+        let kind = options.reranker;
+        let reranker = match self.reranker_of(kind) {
+            Ok(r) => r,
+            Err(why) if kind == RerankerKind::CrossEncoder => {
+                let notice = format!(
+                    "not reranked: {why}; hits are in stage-1 (hybrid RRF) order"
+                );
+                return Ok((candidates.into_iter().take(k).collect(), None, Some(notice)));
             }
-            None => Ok((candidates.into_iter().take(k).collect(), None)),
-        }
+            Err(why) => return Err(Error::RerankerUnavailable { kind, why }),
+        };
+        let instruction = options.instruction.as_deref();
+        let notice = (instruction.is_some() && !reranker.follows_instructions()).then(|| {
+            format!("the {kind} reranker does not read instructions; use --reranker llm or listwise for that")
+        });
+        let budget = Duration::from_secs_f64(self.config.rerank.llm.budget_secs);
+        let request = RerankQuery::new(query)
+            .instruction(instruction)
+            .budget(budget);
+        let start = Instant::now();
+        let hits = sift_rerank::rerank(reranker.as_ref(), &request, candidates, k)?;
+        timings.add(Stage::Rerank, start.elapsed());
+        Ok((hits, Some(reranker.describe()), notice))
     }
 
     /// Both stages: retrieve `depth` candidates, rerank them, return `k`.
@@ -493,16 +606,7 @@ impl Engine {
             ..
         } = self.retrieve(query, options)?;
         let (hits, reranked_by, notice) = if options.rerank {
-            let (hits, by) = self.rerank(query, candidates, options.k, &mut timings)?;
-            let notice = by.is_none().then(|| {
-                format!(
-                    "not reranked: {}; hits are in stage-1 (hybrid RRF) order",
-                    self.reranker_missing
-                        .as_deref()
-                        .unwrap_or("no reranker is loaded")
-                )
-            });
-            (hits, by, notice)
+            self.rerank_with(query, options, candidates, options.k, &mut timings)?
         } else {
             (candidates.into_iter().take(options.k).collect(), None, None)
         };
@@ -553,6 +657,25 @@ impl Engine {
             bi_encoder: self.meta.bi_encoder.clone(),
             reranker: self.reranker.as_ref().map(|r| r.describe()),
         })
+    }
+}
+
+/// A borrowed reranker, boxed like the ones made per query.
+struct Borrowed<'a>(&'a dyn Reranker);
+
+impl Reranker for Borrowed<'_> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn follows_instructions(&self) -> bool {
+        self.0.follows_instructions()
+    }
+    fn score(
+        &self,
+        query: &RerankQuery<'_>,
+        candidates: &[Candidate],
+    ) -> sift_rerank::Result<Vec<f32>> {
+        self.0.score(query, candidates)
     }
 }
 

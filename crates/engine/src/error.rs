@@ -15,6 +15,11 @@ pub enum Error {
     Rerank(#[from] sift_rerank::Error),
     #[error(transparent)]
     Corpus(#[from] sift_eval::Error),
+    #[error("the {kind} reranker is unavailable: {why}")]
+    RerankerUnavailable {
+        kind: sift_core::RerankerKind,
+        why: String,
+    },
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
     #[error("cannot read {path}: {source}")]

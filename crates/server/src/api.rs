@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use sift_core::{Candidate, Metadata, Stage, StageTimings};
+use sift_core::{Candidate, Metadata, RerankerKind, Stage, StageTimings};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
@@ -26,8 +26,16 @@ pub struct SearchRequest {
     /// Hits returned; 1 to `depth` (default: the configured k, at most `depth`).
     #[schema(example = 5)]
     pub k: Option<usize>,
-    /// Rerank with the cross-encoder when one is loaded.
+    /// Run stage 2 (default: the configured `search.rerank`, on).
     pub rerank: Option<bool>,
+    /// Which reranker: `cross-encoder` (default), `llm` (pointwise P(yes)
+    /// from the language model) or `listwise` (RankGPT sliding windows).
+    #[schema(value_type = Option<String>, example = "llm")]
+    pub reranker: Option<RerankerKind>,
+    /// An instruction the `llm` and `listwise` rerankers read, e.g.
+    /// "prefer recent documents"; at most 500 characters.
+    #[schema(example = "prefer recent documents")]
+    pub instruction: Option<String>,
     /// Reciprocal-rank-fusion constant: score = Σ 1 / (rrf_k + rank).
     pub rrf_k: Option<f32>,
     /// Hits each retriever (BM25, dense) contributes to fusion; default `depth`.
@@ -92,7 +100,8 @@ pub struct HitScores {
     pub dense: Option<DenseScore>,
     /// Reciprocal-rank-fusion score.
     pub fused: Option<f32>,
-    /// Raw cross-encoder logit (comparable within one query only).
+    /// Stage-2 score (comparable within one query only): the cross-encoder
+    /// logit, the LLM's P(yes), or listwise 1/rank.
     pub rerank: Option<f32>,
 }
 
@@ -442,4 +451,100 @@ pub struct HealthResponse {
     pub reranker: Option<String>,
     /// Why no reranker is loaded, or `null`.
     pub reranker_unavailable: Option<String>,
+}
+
+// ---------------------------------------------------------------- /v1/chat/completions
+
+/// OpenAI's chat-completions request, served by the in-process GGUF model
+/// (`rerank.llm.gguf`). The model is a base model: the messages' contents
+/// are joined by blank lines into one plain-text prompt (no chat template).
+/// Decoding is always greedy; `temperature` and `top_p` are accepted and
+/// have no effect.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// Accepted; answered by the server's one model.
+    #[allow(dead_code)] // accepted so that clients that send it work
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessage>,
+    /// Tokens to generate, 1 to 512 (default 16).
+    pub max_tokens: Option<usize>,
+    /// Newer name of `max_tokens`.
+    pub max_completion_tokens: Option<usize>,
+    /// Return each generated token's log-probability.
+    #[serde(default)]
+    pub logprobs: bool,
+    /// With `logprobs`: the most likely tokens at each position, 0 to 20.
+    pub top_logprobs: Option<usize>,
+    /// Accepted; decoding is greedy.
+    #[allow(dead_code)] // accepted so that clients that send it work
+    pub temperature: Option<f32>,
+    #[allow(dead_code)] // accepted so that clients that send it work
+    pub top_p: Option<f32>,
+    #[allow(dead_code)] // accepted so that clients that send it work
+    pub seed: Option<i64>,
+    #[allow(dead_code)] // accepted so that clients that send it work
+    pub user: Option<String>,
+    /// Must be 1 when given.
+    pub n: Option<usize>,
+    /// Must be false when given (no streaming).
+    pub stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatResponse {
+    pub id: String,
+    /// Always `chat.completion`.
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+    pub usage: ChatUsage,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatChoice {
+    pub index: usize,
+    pub message: ChatMessage,
+    /// With `logprobs`: one entry per generated token.
+    pub logprobs: Option<ChatLogprobs>,
+    /// `stop` (the model ended) or `length` (`max_tokens` reached).
+    pub finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatLogprobs {
+    pub content: Vec<TokenLogprob>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenLogprob {
+    pub token: String,
+    /// Natural log of the token's probability (softmax over the vocabulary).
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+    /// The most likely tokens at this position, best first.
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatUsage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
 }

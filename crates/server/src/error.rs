@@ -107,12 +107,31 @@ impl From<sift_engine::Error> for ApiError {
     fn from(e: sift_engine::Error) -> Self {
         match e {
             sift_engine::Error::Core(core) => core.into(),
+            e @ sift_engine::Error::RerankerUnavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "reranker_unavailable",
+                e.to_string(),
+            ),
+            sift_engine::Error::Rerank(sift_rerank::Error::Llm(e)) => llm_error(e),
             other => {
                 tracing::error!("engine error: {other}");
                 ApiError::internal(other.to_string())
             }
         }
     }
+}
+
+/// A language model's failure: its endpoint down or slow (502/504), the
+/// query's budget spent (504), a prompt too long (422).
+pub(crate) fn llm_error(e: sift_llm::Error) -> ApiError {
+    use sift_llm::Error as E;
+    let (status, code) = match &e {
+        E::Http { .. } | E::BadResponse { .. } => (StatusCode::BAD_GATEWAY, "llm_failed"),
+        E::BudgetExhausted => (StatusCode::GATEWAY_TIMEOUT, "llm_budget_exhausted"),
+        E::PromptTooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "prompt_too_long"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "llm_failed"),
+    };
+    ApiError::new(status, code, e.to_string())
 }
 
 impl IntoResponse for ApiError {

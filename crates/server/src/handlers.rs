@@ -53,6 +53,8 @@ pub(crate) async fn search(
         // not for an error.
         .k(req.k.unwrap_or(defaults.k.min(depth.max(1))))
         .rerank(req.rerank.unwrap_or(defaults.rerank))
+        .reranker(req.reranker.unwrap_or(defaults.reranker))
+        .instruction(req.instruction.or_else(|| defaults.instruction.clone()))
         .rrf_k(req.rrf_k.unwrap_or(defaults.rrf_k))
         .retriever_depth(req.retriever_depth.or(defaults.retriever_depth));
     validate_query(&req.query)?;
@@ -107,15 +109,7 @@ fn search_filtered(
         .take(options.depth)
         .collect();
     let (hits, reranked_by, notice) = if options.rerank {
-        let (hits, by) = engine.rerank(query, kept, options.k, &mut timings)?;
-        // Worded as Engine::search words it.
-        let notice = by.is_none().then(|| {
-            format!(
-                "not reranked: {}; hits are in stage-1 (hybrid RRF) order",
-                engine.reranker_status().err().unwrap_or_default()
-            )
-        });
-        (hits, by, notice)
+        engine.rerank_with(query, options, kept, options.k, &mut timings)?
     } else {
         (kept.into_iter().take(options.k).collect(), None, None)
     };
@@ -546,4 +540,128 @@ mod tests {
         ));
         assert!(!matches_filter(&meta, &f(json!({"lang": "en"}))));
     }
+}
+
+/// The longest completion `/v1/chat/completions` generates.
+const MAX_CHAT_TOKENS: usize = 512;
+
+/// OpenAI-compatible chat completions from the in-process GGUF model
+/// (greedy decoding; `logprobs` and `top_logprobs` supported), so that the
+/// LLM rerankers' `http` back end can be pointed at a sift server.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    request_body = ChatRequest,
+    responses(
+        (status = 200, description = "One greedy completion", body = ChatResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Unknown field, no messages, n != 1, stream, max_tokens or top_logprobs out of bounds, prompt too long", body = ErrorBody),
+        (status = 503, description = "No GGUF model can be loaded, or overloaded", body = ErrorBody),
+    ),
+    tag = "models"
+)]
+pub(crate) async fn chat_completions(
+    State(state): Shared,
+    ApiJson(req): ApiJson<ChatRequest>,
+) -> Result<Json<ChatResponse>, ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::invalid("messages is empty"));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid("only n = 1 is supported"));
+    }
+    if req.stream == Some(true) {
+        return Err(ApiError::invalid("streaming is not supported"));
+    }
+    let max_tokens = req.max_completion_tokens.or(req.max_tokens).unwrap_or(16);
+    if max_tokens == 0 || max_tokens > MAX_CHAT_TOKENS {
+        return Err(ApiError::invalid(format!(
+            "max_tokens must be in 1..={MAX_CHAT_TOKENS}, got {max_tokens}"
+        )));
+    }
+    let top = req.top_logprobs.unwrap_or(0);
+    if top > 20 {
+        return Err(ApiError::invalid(format!(
+            "top_logprobs must be in 0..=20, got {top}"
+        )));
+    }
+    let prompt = req
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let engine = state.engine.clone();
+    let (out, _queued) = state
+        .pool
+        .run(move || {
+            let model = engine.gguf_model().map_err(|why| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "llm_unavailable",
+                    format!("no GGUF model: {why}"),
+                )
+            })?;
+            let generation = model
+                .generate(&prompt, max_tokens, top, None)
+                .map_err(crate::error::llm_error)?;
+            Ok::<_, ApiError>((model, generation))
+        })
+        .await?;
+    let (model, generation) = out?;
+    let tokenizer = model.tokenizer();
+    let logprobs = req.logprobs.then(|| ChatLogprobs {
+        content: generation
+            .steps
+            .iter()
+            .map(|step| {
+                let token = tokenizer.token_text(step.token);
+                TokenLogprob {
+                    bytes: token.as_bytes().to_vec(),
+                    token,
+                    logprob: step.logprob,
+                    top_logprobs: step
+                        .top
+                        .iter()
+                        .map(|&(id, logprob)| {
+                            let token = tokenizer.token_text(id);
+                            TopLogprob {
+                                bytes: token.as_bytes().to_vec(),
+                                token,
+                                logprob,
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
+    });
+    let completion_tokens = generation.steps.len();
+    Ok(Json(ChatResponse {
+        id: state.next_id(),
+        object: "chat.completion",
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        model: model
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ChatMessage {
+                role: "assistant".into(),
+                content: generation.text,
+            },
+            logprobs,
+            finish_reason: if generation.finished { "stop" } else { "length" },
+        }],
+        usage: ChatUsage {
+            prompt_tokens: generation.prompt_tokens,
+            completion_tokens,
+            total_tokens: generation.prompt_tokens + completion_tokens,
+        },
+    }))
 }

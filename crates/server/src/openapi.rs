@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "sift",
-        description = "Two-stage retrieval over HTTP: BM25 + dense (HNSW) fused by RRF, then a cross-encoder rerank. \
+        description = "Two-stage retrieval over HTTP: BM25 + dense (HNSW) fused by RRF, then a rerank (cross-encoder, LLM pointwise or LLM listwise). \
                        Every error is `{\"error\": {\"code\", \"message\"}}`. When the server has an API key, \
                        every route but /health needs `Authorization: Bearer KEY`."
     ),
@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         handlers::search,
         handlers::rerank,
         handlers::embeddings,
+        handlers::chat_completions,
         handlers::add_documents,
         handlers::delete_document,
         handlers::health,
@@ -27,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         RerankRequest, TeiRerankRequest, TeiRank, CohereRerankRequest, CohereRerankResponse,
         CohereResult, CohereDocumentOut, CohereMeta, CohereApiVersion, RerankResponse,
         EmbeddingsRequest, EmbeddingsResponse, Embedding, Usage,
+        ChatRequest, ChatMessage, ChatResponse, ChatChoice, ChatLogprobs, TokenLogprob, TopLogprob, ChatUsage,
         DocumentsRequest, DocumentIn, DocumentsResponse, DeleteResponse, HealthResponse,
         ErrorBody, ErrorDetail,
     )),

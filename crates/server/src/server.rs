@@ -198,6 +198,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/search", post(handlers::search))
         .route("/rerank", post(handlers::rerank))
         .route("/v1/embeddings", post(handlers::embeddings))
+        .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))

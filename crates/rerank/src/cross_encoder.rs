@@ -1,0 +1,25 @@
+use crate::{RerankQuery, Reranker, Result};
+use sift_bert::CrossEncoder;
+use sift_core::Candidate;
+
+/// The cross-encoder reranker: reads `title + chunk` with the query.
+pub struct CrossEncoderReranker {
+    model: CrossEncoder,
+}
+
+impl CrossEncoderReranker {
+    pub fn new(model: CrossEncoder) -> Self {
+        CrossEncoderReranker { model }
+    }
+}
+
+impl Reranker for CrossEncoderReranker {
+    fn describe(&self) -> String {
+        format!("cross-encoder {}", self.model.origin())
+    }
+
+    fn score(&self, query: &RerankQuery<'_>, candidates: &[Candidate]) -> Result<Vec<f32>> {
+        let passages: Vec<String> = candidates.iter().map(|c| c.chunk.passage()).collect();
+        Ok(self.model.score(query.text, &passages)?)
+    }
+}
