@@ -1,6 +1,5 @@
 use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
-use crate::{Error, ModelFiles, Result};
-use candle_core::{DType, D};
+use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 
@@ -17,8 +16,19 @@ pub struct BiEncoder {
 }
 
 impl BiEncoder {
+    /// Load in exact [`Precision::F32`], the precision indexes are built with.
     pub fn load(files: &ModelFiles, max_tokens: usize, batch_size: usize) -> Result<BiEncoder> {
-        let (bert, _, _) = Bert::load(files)?;
+        Self::load_with(files, max_tokens, batch_size, Precision::F32)
+    }
+
+    /// Load with the given [`Precision`] for the matrix products.
+    pub fn load_with(
+        files: &ModelFiles,
+        max_tokens: usize,
+        batch_size: usize,
+        precision: Precision,
+    ) -> Result<BiEncoder> {
+        let (bert, _, _) = Bert::load(files, precision)?;
         let tokenizer = load_tokenizer(files)?;
         let max_tokens = max_tokens.min(bert.max_positions());
         tracing::debug!(origin = %files.origin, max_tokens, "bi-encoder loaded");
@@ -97,18 +107,26 @@ impl BiEncoder {
     }
 
     fn forward(&self, batch: &[Encoded]) -> Result<Vec<Vec<f32>>> {
-        let (hidden, mask) = self.bert.forward(batch)?;
-        // Mean over real tokens only: padding must not dilute the average.
-        let mask = mask.unsqueeze(D::Minus1)?; // [b, t, 1]
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // [b, h]
-        let counts = mask.sum(1)?; // [b, 1]
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12, f64::INFINITY)?;
-        let unit = mean.broadcast_div(&norm)?.to_dtype(DType::F32)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let h = self.bert.hidden_size();
+        let packed = self.bert.forward(batch)?;
+        // Mean over the sequence's tokens (a packed batch has no padding to
+        // leave out), then L2 normalisation.
+        Ok((0..batch.len())
+            .map(|i| {
+                let rows = packed.rows(i, h);
+                let n = (rows.len() / h).max(1);
+                let mut mean = vec![0f32; h];
+                for row in rows.chunks_exact(h) {
+                    for (m, v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let inv_n = 1.0 / n as f32;
+                mean.iter_mut().for_each(|m| *m *= inv_n);
+                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                mean.iter_mut().for_each(|m| *m /= norm);
+                mean
+            })
+            .collect())
     }
 }

@@ -1,5 +1,5 @@
 use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
-use crate::{Error, ModelFiles, Result};
+use crate::{Error, ModelFiles, Precision, Result};
 use candle_core::{Module, D};
 use candle_nn::{linear, Linear};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
@@ -26,8 +26,19 @@ pub struct CrossEncoder {
 }
 
 impl CrossEncoder {
+    /// Load in exact [`Precision::F32`].
     pub fn load(files: &ModelFiles, max_length: usize, batch_size: usize) -> Result<CrossEncoder> {
-        let (bert, root, body) = Bert::load(files)?;
+        Self::load_with(files, max_length, batch_size, Precision::F32)
+    }
+
+    /// Load with the given [`Precision`] for the matrix products.
+    pub fn load_with(
+        files: &ModelFiles,
+        max_length: usize,
+        batch_size: usize,
+        precision: Precision,
+    ) -> Result<CrossEncoder> {
+        let (bert, root, body) = Bert::load(files, precision)?;
         let hidden = bert.hidden_size();
         let pooler = linear(hidden, hidden, body.pp("pooler").pp("dense"))
             .map_err(|e| invalid(&files.weights, e))?;
@@ -100,8 +111,14 @@ impl CrossEncoder {
             .map(|p| self.encode_pair(query, p.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         map_batches(&encoded, self.batch_size, |batch| {
-            let (hidden, _mask) = self.bert.forward(batch)?;
-            let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+            let h = self.bert.hidden_size();
+            let packed = self.bert.forward(batch)?;
+            // [CLS] is each sequence's first row.
+            let mut cls = Vec::with_capacity(batch.len() * h);
+            for &start in &packed.offsets[..batch.len()] {
+                cls.extend_from_slice(&packed.hidden[start * h..][..h]);
+            }
+            let cls = self.bert.encoder.rows_tensor(cls, batch.len())?;
             let pooled = self.pooler.forward(&cls)?.tanh()?;
             Ok(self
                 .classifier

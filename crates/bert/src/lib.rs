@@ -11,12 +11,16 @@
 
 mod bi_encoder;
 mod cross_encoder;
+mod encoder;
 mod error;
 mod files;
+pub mod kernels;
 mod model;
+mod precision;
 
 pub use bi_encoder::BiEncoder;
 pub use cross_encoder::CrossEncoder;
 pub use error::{Error, Result};
 pub use files::{ModelFiles, ModelRole};
+pub use precision::Precision;
 pub use tokenizers::Tokenizer;

@@ -1,9 +1,11 @@
-//! Loading a BERT body and running it over a padded batch.
+//! Loading a BERT body and running it over a packed batch.
 
-use crate::{Error, ModelFiles, Result};
-use candle_core::{DType, Device, Tensor};
+use crate::encoder::{Encoder, Packed};
+use crate::kernels::Matmul;
+use crate::{Error, ModelFiles, Precision, Result};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use tokenizers::Tokenizer;
 
 /// One tokenised input: word-piece ids and segment (token type) ids.
@@ -16,9 +18,8 @@ pub(crate) struct Encoded {
 /// A BERT body with the weights it was loaded from, so heads can be loaded
 /// beside it from the same file.
 pub(crate) struct Bert {
-    pub model: BertModel,
+    pub encoder: Encoder,
     pub config: Config,
-    pub device: Device,
 }
 
 impl Bert {
@@ -26,7 +27,10 @@ impl Bert {
     /// sentence-transformers saves them) or under `bert.` (as
     /// `BertForSequenceClassification` saves them); the returned builder is
     /// rooted at that prefix, so `pooler.*` resolves either way.
-    pub fn load(files: &ModelFiles) -> Result<(Bert, VarBuilder<'static>, VarBuilder<'static>)> {
+    pub fn load(
+        files: &ModelFiles,
+        precision: Precision,
+    ) -> Result<(Bert, VarBuilder<'static>, VarBuilder<'static>)> {
         let config_text =
             std::fs::read_to_string(&files.config).map_err(|e| invalid(&files.config, e))?;
         let config: Config =
@@ -42,13 +46,16 @@ impl Bert {
         } else {
             root.clone()
         };
-        let model =
-            BertModel::load(body.clone(), &config).map_err(|e| invalid(&files.weights, e))?;
+        let kind = match precision {
+            Precision::F32 => Matmul::F32,
+            Precision::Fast => Matmul::Bf16,
+        };
+        let encoder =
+            Encoder::load(body.clone(), &config, kind).map_err(|e| invalid(&files.weights, e))?;
         Ok((
             Bert {
-                model,
+                encoder,
                 config,
-                device,
             },
             root,
             body,
@@ -63,26 +70,10 @@ impl Bert {
         self.config.max_position_embeddings
     }
 
-    /// Run the body over a batch padded to its longest member.
-    /// Returns the last hidden states `[batch, len, hidden]` and the
-    /// attention mask `[batch, len]` (1 for real tokens, 0 for padding).
-    pub fn forward(&self, batch: &[Encoded]) -> Result<(Tensor, Tensor)> {
-        let len = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
-        let n = batch.len();
-        let mut ids = vec![0u32; n * len];
-        let mut type_ids = vec![0u32; n * len];
-        let mut mask = vec![0u32; n * len];
-        for (row, e) in batch.iter().enumerate() {
-            let at = row * len;
-            ids[at..at + e.ids.len()].copy_from_slice(&e.ids);
-            type_ids[at..at + e.type_ids.len()].copy_from_slice(&e.type_ids);
-            mask[at..at + e.ids.len()].fill(1);
-        }
-        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
-        let type_ids = Tensor::from_vec(type_ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
-        Ok((hidden, mask.to_dtype(DType::F32)?))
+    /// Run the body over a batch, packed (no padding): the last hidden
+    /// states of every sequence, back to back.
+    pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
+        self.encoder.forward(batch)
     }
 }
 
@@ -112,20 +103,15 @@ pub(crate) fn length_sorted_order(lengths: &[usize]) -> Vec<usize> {
     order
 }
 
-/// Threads that run batches side by side.
+/// Threads that run batches side by side: one per core.
 ///
-/// candle parallelises inside each operation, and on small BERT matrices
-/// its workers spend much of their time waiting on each other. When candle
-/// is told to run single-threaded (`CANDLE_NUM_THREADS=1` and
-/// `RAYON_NUM_THREADS=1`, which the `sift` binary sets), whole batches run in
-/// parallel instead, one per core: measured on the demo corpus with 2 cores,
-/// 13 s of CPU for what took 21 s with candle's own threading.
+/// The encoder's kernels are single-threaded by design (see
+/// [`crate::kernels`]): on small BERT matrices, threads inside each
+/// operation spend much of their time waiting on each other, while whole
+/// batches on separate cores never wait and never oversubscribe. (Under
+/// candle's own kernels this took the demo corpus from 21 s to 13 s of CPU.)
 pub(crate) fn batch_workers() -> usize {
-    if candle_core::utils::get_num_threads() == 1 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        1
-    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Run `f` over batches of similar-length inputs, on [`batch_workers`]
@@ -137,12 +123,23 @@ pub(crate) fn map_batches<T: Send>(
 ) -> Result<Vec<T>> {
     let lengths: Vec<usize> = inputs.iter().map(|e| e.ids.len()).collect();
     let order = length_sorted_order(&lengths);
+    // Batches are packed (no padding), so their size only sets how big the
+    // matrix products are; a few hundred tokens already fill the kernels.
+    // With several workers, cut at least four batches per worker so that
+    // they finish together: 50 pairs in batches of 16 would leave one core
+    // idle for a third of the time.
+    let workers = batch_workers();
+    let batch_size = if workers > 1 {
+        batch_size.min(inputs.len().div_ceil(4 * workers))
+    } else {
+        batch_size
+    };
     let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
     let run = |batch: &[usize]| -> Result<Vec<T>> {
         let encoded: Vec<Encoded> = batch.iter().map(|&i| inputs[i].clone()).collect();
         f(&encoded)
     };
-    let workers = batch_workers().min(batches.len());
+    let workers = workers.min(batches.len());
     let results: Vec<Result<Vec<T>>> = if workers <= 1 {
         batches.iter().map(|b| run(b)).collect()
     } else {

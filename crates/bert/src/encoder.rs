@@ -1,0 +1,195 @@
+//! sift's own BERT encoder: the forward pass of candle-transformers'
+//! `BertModel` over a *packed* batch, on the kernels in [`crate::kernels`].
+//!
+//! Weights still load through candle's `VarBuilder` (same files, same
+//! names, same checks), but are laid out once for the kernels: Q, K and V
+//! fused into one `[3h, h]` projection, every projection pre-transposed (or
+//! pre-packed into bf16 panels in the fast precision). A batch is the
+//! tokens of its sequences back to back — no padding, no attention mask —
+//! so a batch of sequences averaging 190 tokens costs 190 tokens each,
+//! whatever its longest member.
+
+use crate::kernels::{self, Matmul, PackedLinear};
+use crate::model::Encoded;
+use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
+
+struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+struct Layer {
+    qkv: PackedLinear,
+    attn_out: PackedLinear,
+    ln_attn: LayerNorm,
+    ffn_in: PackedLinear,
+    ffn_out: PackedLinear,
+    ln_ffn: LayerNorm,
+}
+
+/// A packed batch's last hidden states.
+pub(crate) struct Packed {
+    /// `[tokens, hidden]`, row-major.
+    pub hidden: Vec<f32>,
+    /// Sequence `i` is rows `offsets[i]..offsets[i + 1]`.
+    pub offsets: Vec<usize>,
+}
+
+impl Packed {
+    pub fn rows(&self, i: usize, hidden: usize) -> &[f32] {
+        &self.hidden[self.offsets[i] * hidden..self.offsets[i + 1] * hidden]
+    }
+}
+
+pub(crate) struct Encoder {
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    ln_embed: LayerNorm,
+    layers: Vec<Layer>,
+    hidden: usize,
+    heads: usize,
+    intermediate: usize,
+    eps: f32,
+    vocab: usize,
+    max_positions: usize,
+    type_vocab: usize,
+}
+
+fn vec(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Vec<f32>> {
+    Ok(vb
+        .get(shape, name)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
+}
+
+fn layer_norm(vb: VarBuilder, h: usize) -> Result<LayerNorm> {
+    Ok(LayerNorm {
+        gamma: vec(&vb, h, "weight")?,
+        beta: vec(&vb, h, "bias")?,
+    })
+}
+
+impl Encoder {
+    /// Load from a builder rooted at the BERT body (`embeddings.*`, `encoder.*`).
+    pub fn load(vb: VarBuilder, config: &Config, kind: Matmul) -> Result<Encoder> {
+        let unsupported = |what: String| Error::Candle(candle_core::Error::Msg(what));
+        if !matches!(config.hidden_act, HiddenAct::Gelu) {
+            return Err(unsupported(format!(
+                "hidden_act {:?}: only \"gelu\" (erf) is implemented",
+                config.hidden_act
+            )));
+        }
+        if !matches!(config.position_embedding_type, PositionEmbeddingType::Absolute) {
+            return Err(unsupported("only absolute position embeddings are implemented".into()));
+        }
+        let (h, i, heads) = (config.hidden_size, config.intermediate_size, config.num_attention_heads);
+        if h % heads != 0 {
+            return Err(unsupported(format!("hidden size {h} is not a multiple of {heads} heads")));
+        }
+        let emb = vb.pp("embeddings");
+        let linear = |vb: VarBuilder, n: usize, k: usize| -> Result<PackedLinear> {
+            let w = vec(&vb, (n, k), "weight")?;
+            let b = vec(&vb, n, "bias")?;
+            Ok(PackedLinear::new(&w, &b, n, k, kind))
+        };
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let vb = vb.pp(format!("encoder.layer.{l}"));
+            let att = vb.pp("attention");
+            let mut w = Vec::with_capacity(3 * h * h);
+            let mut b = Vec::with_capacity(3 * h);
+            for part in ["query", "key", "value"] {
+                w.extend(vec(&att.pp("self").pp(part), (h, h), "weight")?);
+                b.extend(vec(&att.pp("self").pp(part), h, "bias")?);
+            }
+            layers.push(Layer {
+                qkv: PackedLinear::new(&w, &b, 3 * h, h, kind),
+                attn_out: linear(att.pp("output").pp("dense"), h, h)?,
+                ln_attn: layer_norm(att.pp("output").pp("LayerNorm"), h)?,
+                ffn_in: linear(vb.pp("intermediate").pp("dense"), i, h)?,
+                ffn_out: linear(vb.pp("output").pp("dense"), h, i)?,
+                ln_ffn: layer_norm(vb.pp("output").pp("LayerNorm"), h)?,
+            });
+        }
+        Ok(Encoder {
+            word: vec(&emb.pp("word_embeddings"), (config.vocab_size, h), "weight")?,
+            position: vec(&emb.pp("position_embeddings"), (config.max_position_embeddings, h), "weight")?,
+            token_type: vec(&emb.pp("token_type_embeddings"), (config.type_vocab_size, h), "weight")?,
+            ln_embed: layer_norm(emb.pp("LayerNorm"), h)?,
+            layers,
+            hidden: h,
+            heads,
+            intermediate: i,
+            eps: config.layer_norm_eps as f32,
+            vocab: config.vocab_size,
+            max_positions: config.max_position_embeddings,
+            type_vocab: config.type_vocab_size,
+        })
+    }
+
+    /// Run the encoder over the sequences of `batch`, packed.
+    pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
+        let h = self.hidden;
+        let mut offsets = Vec::with_capacity(batch.len() + 1);
+        offsets.push(0);
+        for e in batch {
+            if e.ids.len() > self.max_positions {
+                return Err(Error::Candle(candle_core::Error::Msg(format!(
+                    "sequence of {} tokens exceeds {} positions",
+                    e.ids.len(),
+                    self.max_positions
+                ))));
+            }
+            offsets.push(offsets.last().unwrap() + e.ids.len());
+        }
+        let tokens = *offsets.last().unwrap();
+        // Embeddings: word + position + token type, then layer norm.
+        let mut x = vec![0f32; tokens * h];
+        let mut row = 0;
+        for e in batch {
+            for (pos, (&id, &ty)) in e.ids.iter().zip(&e.type_ids).enumerate() {
+                let (id, ty) = (id as usize, ty as usize);
+                if id >= self.vocab || ty >= self.type_vocab {
+                    return Err(Error::Candle(candle_core::Error::Msg(format!(
+                        "token id {id} / type {ty} out of the vocabulary"
+                    ))));
+                }
+                let dst = &mut x[row * h..][..h];
+                let (w, p, t) = (&self.word[id * h..][..h], &self.position[pos * h..][..h], &self.token_type[ty * h..][..h]);
+                for j in 0..h {
+                    dst[j] = w[j] + p[j] + t[j];
+                }
+                row += 1;
+            }
+        }
+        let zeros = vec![0f32; tokens * h];
+        kernels::residual_layer_norm(&mut x, &zeros, &self.ln_embed.gamma, &self.ln_embed.beta, self.eps);
+        drop(zeros);
+
+        let mut qkv = vec![0f32; tokens * 3 * h];
+        let mut ctx = vec![0f32; tokens * h];
+        let mut y = vec![0f32; tokens * h];
+        let mut inter = vec![0f32; tokens * self.intermediate];
+        for layer in &self.layers {
+            layer.qkv.forward(&x, tokens, &mut qkv);
+            kernels::attention(&qkv, &offsets, self.heads, &mut ctx);
+            layer.attn_out.forward(&ctx, tokens, &mut y);
+            kernels::residual_layer_norm(&mut y, &x, &layer.ln_attn.gamma, &layer.ln_attn.beta, self.eps);
+            layer.ffn_in.forward(&y, tokens, &mut inter);
+            kernels::gelu_erf(&mut inter);
+            layer.ffn_out.forward(&inter, tokens, &mut x);
+            kernels::residual_layer_norm(&mut x, &y, &layer.ln_ffn.gamma, &layer.ln_ffn.beta, self.eps);
+        }
+        Ok(Packed { hidden: x, offsets })
+    }
+
+    /// `[rows, hidden]` rows as a tensor (for the heads that stay in candle).
+    pub fn rows_tensor(&self, rows: Vec<f32>, n: usize) -> Result<Tensor> {
+        Ok(Tensor::from_vec(rows, (n, self.hidden), &candle_core::Device::Cpu)?)
+    }
+}
