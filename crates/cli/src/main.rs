@@ -5,6 +5,7 @@ mod output;
 mod score;
 mod serve;
 mod settings;
+mod train;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,6 +60,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Evaluate every stage on a BEIR dataset: metrics, latency, sweeps, plots.
     Eval(eval::EvalArgs),
+    /// Train the cross-encoder reranker from a dataset's judgements.
+    TrainReranker(train::TrainArgs),
     /// Serve the HTTP API (crates/server/README.md) until SIGINT/SIGTERM.
     Serve(serve::ServeArgs),
     /// Print the effective configuration as TOML.
@@ -214,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(&settings, args),
         Command::Serve(args) => serve::run(&settings, args),
+        Command::TrainReranker(args) => train::run(&settings, args),
         Command::Config => {
             print!("{}", settings.load()?.to_toml());
             Ok(())

@@ -539,6 +539,17 @@ impl Engine {
         Ok(self.lexical.chunks(ids)?)
     }
 
+    /// The chunks of one document, in order (empty when it is not indexed).
+    pub fn document_chunks(&self, doc_id: &str) -> Result<Vec<Chunk>> {
+        let ids = self.lexical.document_chunk_ids(doc_id)?;
+        Ok(self.lexical.chunks(&ids)?.into_iter().flatten().collect())
+    }
+
+    /// Ids of the indexed documents, sorted.
+    pub fn document_ids(&self) -> Result<Vec<String>> {
+        Ok(self.lexical.document_ids()?)
+    }
+
     /// Stage 2 on given candidates with the cross-encoder: score, sort, keep
     /// `k`. Without a cross-encoder the candidates keep their order and the
     /// describing `Option` is `None`.

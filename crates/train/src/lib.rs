@@ -1,0 +1,39 @@
+//! Train sift's cross-encoder reranker from relevance judgements.
+//!
+//! No peer engine adapts its reranker to a user's domain; sift does it from
+//! the user's own qrels, on a CPU, in minutes:
+//!
+//! * **examples**: each judged query with its relevant chunks as positives
+//!   and hard negatives mined by the engine's own stage 1 (the top hybrid
+//!   candidates of documents not judged relevant); optionally weak examples
+//!   from the corpus (a title as the query for its own text);
+//! * **model**: a BERT checkpoint (all-MiniLM-L6-v2 by default) with a
+//!   fresh one-label head, read as `[CLS] query [SEP] passage [SEP]`;
+//! * **loss**: softmax cross-entropy over one positive and several
+//!   negatives (listwise), AdamW, linear warm-up and decay;
+//! * **speed**: the embeddings and lower layers are frozen and run once per
+//!   pair; only the top layers, pooler and head train, on both cores;
+//! * **selection**: validation nDCG@10 on held-out train queries, early
+//!   stopping, the best weights kept;
+//! * **output**: the Hugging Face `BertForSequenceClassification` layout
+//!   (`config.json`, `model.safetensors`, tokenizer files) that
+//!   `sift_bert::CrossEncoder` loads like any hub cross-encoder, and
+//!   `training.json` with what was measured.
+//!
+//! ```no_run
+//! use sift_train::{train, TrainOptions};
+//! let options = TrainOptions::new("../shared/datasets/scifact", "indexes/scifact", "out/reranker");
+//! let report = train(&options)?;
+//! println!("best validation nDCG@10 {:.4}", report.best_ndcg_at_10);
+//! # Ok::<(), sift_train::Error>(())
+//! ```
+
+mod data;
+mod error;
+mod model;
+mod pairs;
+mod trainer;
+
+pub use data::MiningSummary;
+pub use error::{Error, Result};
+pub use trainer::{train, PhaseSeconds, TrainOptions, TrainReport, ValidationPoint};

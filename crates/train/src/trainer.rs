@@ -1,0 +1,774 @@
+//! The training loop: mine, tokenise, cache the frozen layers, train the
+//! top layers with a listwise softmax loss, validate, stop early, save.
+
+use crate::data::{self, MiningSummary, Passage, ValidationQuery};
+use crate::model::CrossEncoderNet;
+use crate::pairs::{pad_hidden, pad_pairs, Pair, PairTokenizer};
+use crate::{Error, Result};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::SeedableRng;
+use serde::Serialize;
+use sift_bert::{ModelFiles, ModelRole};
+use sift_core::{Config, ModelSource};
+use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a training run needs. [`TrainOptions::new`] fills in the
+/// recipe of the committed checkpoint; the fields document each knob.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainOptions {
+    /// A BEIR folder: `queries.jsonl`, `qrels/SPLIT.tsv`, `corpus.jsonl`.
+    pub dataset: PathBuf,
+    /// The judged split to learn from (never the test split).
+    pub split: String,
+    /// The corpus, when not `DATASET/corpus.jsonl`.
+    pub corpus: Option<PathBuf>,
+    /// The index stage 1 mines negatives from (built if missing).
+    pub index: PathBuf,
+    /// Where the checkpoint and `training.json` are written.
+    pub out: PathBuf,
+    /// Engine configuration of the index.
+    #[serde(skip)]
+    pub config: Config,
+    /// The BERT to start from; its classifier head is drawn fresh.
+    pub base_model: ModelSource,
+    pub seed: u64,
+    /// Longest (query, passage) pair in tokens during training.
+    pub max_length: usize,
+    /// Top encoder layers trained (with pooler and head); the rest and the
+    /// embeddings are frozen and run once per pair.
+    pub trainable_layers: usize,
+    /// Hard negatives beside each positive in a softmax group.
+    pub negatives: usize,
+    /// Hard negatives mined per query, sampled from each epoch.
+    pub negative_pool: usize,
+    /// Stage-1 chunks looked at when mining.
+    pub mining_depth: usize,
+    /// Queries (softmax groups) per optimiser step.
+    pub queries_per_step: usize,
+    pub epochs: usize,
+    /// Peak learning rate of the encoder layers and pooler.
+    pub learning_rate: f64,
+    /// Peak learning rate of the fresh classifier.
+    pub head_learning_rate: f64,
+    /// Share of the steps with a linear warm-up; then linear decay to 0.
+    pub warmup_fraction: f64,
+    /// Share of the split's queries held out for validation.
+    pub validation_fraction: f64,
+    /// Stage-1 chunks reranked per validation query.
+    pub validation_depth: usize,
+    pub evaluations_per_epoch: usize,
+    /// Evaluations without improvement before stopping.
+    pub patience: usize,
+    /// Weak examples from the corpus (a title as query for its own text).
+    pub weak_examples: usize,
+    /// Train on only the first N queries of the split (for quick runs).
+    pub max_queries: Option<usize>,
+    /// Store the weights as f16 (half the size, same rankings).
+    pub half_precision: bool,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl TrainOptions {
+    pub fn new(
+        dataset: impl Into<PathBuf>,
+        index: impl Into<PathBuf>,
+        out: impl Into<PathBuf>,
+    ) -> Self {
+        TrainOptions {
+            dataset: dataset.into(),
+            split: "train".into(),
+            corpus: None,
+            index: index.into(),
+            out: out.into(),
+            config: Config::default(),
+            base_model: Config::default().models.bi_encoder,
+            seed: 17,
+            max_length: 128,
+            trainable_layers: 2,
+            negatives: 7,
+            negative_pool: 15,
+            mining_depth: 40,
+            queries_per_step: 8,
+            epochs: 3,
+            learning_rate: 1e-4,
+            head_learning_rate: 1e-3,
+            warmup_fraction: 0.1,
+            validation_fraction: 0.1,
+            validation_depth: 30,
+            evaluations_per_epoch: 2,
+            patience: 2,
+            weak_examples: 0,
+            max_queries: None,
+            half_precision: true,
+            progress: false,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidOption(m.to_owned()));
+        if self.split == "test" {
+            return bad("refusing to train on the test split: train on `train` (or a dev split) and evaluate on `test`");
+        }
+        if self.max_length < 16 || self.max_length > 512 {
+            return bad("max_length must be within 16..=512 tokens");
+        }
+        if self.negatives == 0 || self.negative_pool < self.negatives {
+            return bad("need 1 <= negatives <= negative_pool");
+        }
+        if self.queries_per_step == 0 || self.epochs == 0 || self.evaluations_per_epoch == 0 {
+            return bad("queries_per_step, epochs and evaluations_per_epoch must be positive");
+        }
+        if self.trainable_layers == 0 {
+            return bad("train at least one layer");
+        }
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return bad("validation_fraction must be within [0, 0.9)");
+        }
+        if !(self.learning_rate > 0.0 && self.head_learning_rate > 0.0) {
+            return bad("learning rates must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// One validation of the model during training.
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidationPoint {
+    pub step: usize,
+    pub epoch: f64,
+    /// Mean training loss since the previous validation.
+    pub train_loss: f64,
+    pub ndcg_at_10: f64,
+}
+
+/// Wall-clock seconds per phase.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseSeconds {
+    pub index_and_mine: f64,
+    pub tokenize: f64,
+    pub frozen_layers: f64,
+    pub train_steps: f64,
+    pub validation: f64,
+    pub save: f64,
+    pub total: f64,
+}
+
+/// What a training run did and measured; written as `training.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    pub options: TrainOptions,
+    pub base_model: String,
+    pub train_queries: usize,
+    pub validation_queries: usize,
+    pub mining: MiningSummary,
+    pub pairs_cached: usize,
+    pub mean_pair_tokens: f64,
+    pub steps: usize,
+    /// nDCG@10 of the validation queries in stage-1 (hybrid) order.
+    pub validation_stage1_ndcg_at_10: f64,
+    pub validation: Vec<ValidationPoint>,
+    pub best_ndcg_at_10: f64,
+    pub best_step: usize,
+    pub stopped_early: bool,
+    pub seconds: PhaseSeconds,
+    /// Useful (unpadded) GFLOP per second of the training steps, forward
+    /// and backward counted as 3 forward passes of the trained layers.
+    pub train_gflops_per_second: f64,
+    pub checkpoint: PathBuf,
+}
+
+/// A tokenised pair and, once computed, the hidden states the frozen
+/// layers give it: `[len, hidden]`.
+struct CachedPair {
+    pair: Pair,
+    hidden: Option<Tensor>,
+}
+
+/// Pair indices of one training example.
+struct ExamplePairs {
+    positives: Vec<usize>,
+    negatives: Vec<usize>,
+}
+
+/// Train a cross-encoder as `options` say; returns the report (also
+/// written to `OUT/training.json`) after writing the checkpoint to `OUT`.
+pub fn train(options: &TrainOptions) -> Result<TrainReport> {
+    options.validate()?;
+    let started = Instant::now();
+    let mut seconds = PhaseSeconds::default();
+
+    let base = ModelFiles::resolve(&options.base_model, ModelRole::BiEncoder)
+        .map_err(|e| Error::BaseModel(e.to_string()))?;
+    let net = CrossEncoderNet::load(&base, options.seed)?;
+    let trainable = options.trainable_layers.min(net.num_layers());
+    let frozen = net.num_layers() - trainable;
+
+    // Stage 1 over the corpus: the index is built (or completed) here.
+    let phase = Instant::now();
+    let mut eval_options = sift_bench::EvalOptions::new(&options.dataset, &options.index, &options.out);
+    eval_options.split = options.split.clone();
+    eval_options.corpus = options.corpus.clone();
+    eval_options.config = options.config.clone();
+    eval_options.progress = options.progress;
+    eval_options.depth = 1;
+    eval_options.k = 1;
+    let run = sift_bench::EvalRun::open(eval_options)?;
+    let engine = run.engine();
+    let qrels = Dataset::open(&options.dataset, &options.split)?.qrels;
+    let mut queries = run.queries().to_vec();
+    if let Some(n) = options.max_queries {
+        queries.truncate(n);
+    }
+    if queries.is_empty() {
+        return Err(Error::NoData(format!(
+            "the {} split of {} has no judged queries",
+            options.split,
+            options.dataset.display()
+        )));
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
+    let mut order: Vec<usize> = (0..queries.len()).collect();
+    order.shuffle(&mut rng);
+    let held_out = ((queries.len() as f64) * options.validation_fraction).round() as usize;
+    let mut validation_ids: Vec<usize> = order[..held_out].to_vec();
+    let mut train_ids: Vec<usize> = order[held_out..].to_vec();
+    validation_ids.sort_unstable();
+    train_ids.sort_unstable();
+    let train_queries: Vec<_> = train_ids.iter().map(|&i| queries[i].clone()).collect();
+    let validation_queries: Vec<_> = validation_ids.iter().map(|&i| queries[i].clone()).collect();
+
+    let mut mining = MiningSummary::default();
+    let bar = progress_bar(options.progress, train_queries.len(), "mining hard negatives");
+    let mut examples = data::mine_examples(
+        engine,
+        &train_queries,
+        &qrels,
+        options.mining_depth,
+        options.negative_pool,
+        &mut mining,
+        || bar.inc(1),
+    )?;
+    bar.finish_and_clear();
+    if examples.is_empty() {
+        return Err(Error::NoData(
+            "no training query has both a positive and a negative".into(),
+        ));
+    }
+    if options.weak_examples > 0 {
+        // Titles of documents judged for validation queries would leak them.
+        let exclude: HashSet<String> = validation_queries
+            .iter()
+            .flat_map(|q| qrels.get(&q.id).into_iter().flat_map(|j| j.keys().cloned()))
+            .collect();
+        let corpus_ids = engine.document_ids()?;
+        let bar = progress_bar(options.progress, options.weak_examples, "mining weak examples");
+        let weak = data::mine_weak_examples(
+            engine,
+            &corpus_ids,
+            &exclude,
+            options.weak_examples,
+            options.mining_depth,
+            options.negative_pool,
+            options.seed,
+            || bar.inc(1),
+        )?;
+        bar.finish_and_clear();
+        mining.weak_examples = weak.len();
+        examples.extend(weak);
+    }
+    let validation = data::validation_queries(engine, &validation_queries, options.validation_depth)?;
+    let validation_qrels: Qrels = validation
+        .iter()
+        .filter_map(|v| qrels.get(&v.id).map(|j| (v.id.clone(), j.clone())))
+        .collect();
+    seconds.index_and_mine = phase.elapsed().as_secs_f64();
+    tracing::info!(
+        examples = examples.len(),
+        validation = validation.len(),
+        "mined in {:.1}s",
+        seconds.index_and_mine
+    );
+
+    // Tokenise every pair once.
+    let phase = Instant::now();
+    let tokenizer = PairTokenizer::load(&base.tokenizer, options.max_length)?;
+    let mut pairs: Vec<CachedPair> = Vec::new();
+    let mut add = |query: &str, p: &Passage| -> Result<usize> {
+        pairs.push(CachedPair {
+            pair: tokenizer.encode(query, &p.text)?,
+            hidden: None,
+        });
+        Ok(pairs.len() - 1)
+    };
+    let mut example_pairs = Vec::with_capacity(examples.len());
+    for e in &examples {
+        example_pairs.push(ExamplePairs {
+            positives: e.positives.iter().map(|p| add(&e.query, p)).collect::<Result<_>>()?,
+            negatives: e.negatives.iter().map(|p| add(&e.query, p)).collect::<Result<_>>()?,
+        });
+    }
+    let validation_pairs: Vec<Vec<usize>> = validation
+        .iter()
+        .map(|v| v.candidates.iter().map(|p| add(&v.query, p)).collect())
+        .collect::<Result<_>>()?;
+    let total_tokens: usize = pairs.iter().map(|p| p.pair.ids.len()).sum();
+    let mean_pair_tokens = total_tokens as f64 / pairs.len().max(1) as f64;
+    seconds.tokenize = phase.elapsed().as_secs_f64();
+
+    // The frozen layers run once per pair; training reads their output.
+    let phase = Instant::now();
+    cache_frozen_layers(&net, frozen, &mut pairs, options.progress)?;
+    seconds.frozen_layers = phase.elapsed().as_secs_f64();
+    tracing::info!(
+        pairs = pairs.len(),
+        mean_pair_tokens,
+        "frozen layers cached in {:.1}s",
+        seconds.frozen_layers
+    );
+
+    let validate = |net: &CrossEncoderNet| -> Result<f64> {
+        let scores = score_cached(net, frozen, &pairs, &validation_pairs.concat())?;
+        let mut scores = scores.into_iter();
+        let run: Run = validation
+            .iter()
+            .zip(&validation_pairs)
+            .map(|(v, ids)| {
+                let chunk_scores: Vec<f32> = scores.by_ref().take(ids.len()).collect();
+                (v.id.clone(), document_run(v, &chunk_scores))
+            })
+            .collect();
+        Ok(ndcg_at_10(&validation_qrels, &run))
+    };
+    let stage1_run: Run = validation
+        .iter()
+        .map(|v| {
+            let ranks: Vec<f32> = (0..v.candidates.len()).map(|i| -(i as f32)).collect();
+            (v.id.clone(), document_run(v, &ranks))
+        })
+        .collect();
+    let validation_stage1 = ndcg_at_10(&validation_qrels, &stage1_run);
+
+    // Train.
+    let (body_vars, head_vars) = net.trainable_vars(trainable);
+    let adam = |lr: f64| ParamsAdamW {
+        lr,
+        weight_decay: 0.01,
+        ..ParamsAdamW::default()
+    };
+    let mut body_opt = AdamW::new(body_vars, adam(options.learning_rate))?;
+    let mut head_opt = AdamW::new(head_vars, adam(options.head_learning_rate))?;
+    let steps_per_epoch = examples.len().div_ceil(options.queries_per_step);
+    let total_steps = steps_per_epoch * options.epochs;
+    let warmup = ((total_steps as f64) * options.warmup_fraction).ceil() as usize;
+    let evaluate_every = steps_per_epoch.div_ceil(options.evaluations_per_epoch).max(1);
+
+    let mut history = Vec::new();
+    let mut best = (f64::NEG_INFINITY, 0usize);
+    let mut best_weights = None;
+    let mut bad_evaluations = 0;
+    let mut stopped_early = false;
+    let mut loss_sum = 0.0;
+    let mut loss_steps = 0usize;
+    let mut step = 0usize;
+    let mut train_seconds = 0.0;
+    let mut validation_seconds = 0.0;
+    let mut trained_tokens = 0usize;
+
+    let phase = Instant::now();
+    let first = validate(&net)?;
+    validation_seconds += phase.elapsed().as_secs_f64();
+    tracing::info!(stage1 = validation_stage1, untrained = first, "validation nDCG@10 before training");
+
+    let bar = progress_bar(options.progress, total_steps, "training");
+    'epochs: for epoch in 0..options.epochs {
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        order.shuffle(&mut rng);
+        for batch in order.chunks(options.queries_per_step) {
+            let phase = Instant::now();
+            let groups: Vec<Vec<usize>> = batch
+                .iter()
+                .map(|&e| {
+                    let ex = &example_pairs[e];
+                    let positive = ex.positives[epoch % ex.positives.len()];
+                    let take = options.negatives.min(ex.negatives.len());
+                    let mut group = vec![positive];
+                    group.extend(ex.negatives.choose_multiple(&mut rng, take).copied());
+                    group
+                })
+                .collect();
+            trained_tokens += groups
+                .iter()
+                .flatten()
+                .map(|&p| pairs[p].pair.ids.len())
+                .sum::<usize>();
+            let (loss, grads) = loss_and_gradients(&net, frozen, &pairs, &groups)?;
+            let scale = learning_rate_scale(step, warmup, total_steps);
+            body_opt.set_learning_rate(options.learning_rate * scale);
+            head_opt.set_learning_rate(options.head_learning_rate * scale);
+            body_opt.step(&grads)?;
+            head_opt.step(&grads)?;
+            step += 1;
+            loss_sum += loss;
+            loss_steps += 1;
+            train_seconds += phase.elapsed().as_secs_f64();
+            bar.inc(1);
+            bar.set_message(format!("loss {:.3}", loss_sum / loss_steps as f64));
+
+            let epoch_end = step % steps_per_epoch == 0;
+            if step % evaluate_every == 0 || epoch_end {
+                let phase = Instant::now();
+                let ndcg = validate(&net)?;
+                validation_seconds += phase.elapsed().as_secs_f64();
+                let point = ValidationPoint {
+                    step,
+                    epoch: step as f64 / steps_per_epoch as f64,
+                    train_loss: loss_sum / loss_steps.max(1) as f64,
+                    ndcg_at_10: ndcg,
+                };
+                tracing::info!(step, epoch = point.epoch, loss = point.train_loss, ndcg, "validation");
+                bar.println(format!(
+                    "step {step:>5}  epoch {:.2}  loss {:.4}  validation nDCG@10 {ndcg:.4} (stage 1 {validation_stage1:.4})",
+                    point.epoch, point.train_loss
+                ));
+                history.push(point);
+                loss_sum = 0.0;
+                loss_steps = 0;
+                if ndcg > best.0 {
+                    best = (ndcg, step);
+                    best_weights = Some(net.snapshot()?);
+                    bad_evaluations = 0;
+                } else {
+                    bad_evaluations += 1;
+                    if bad_evaluations >= options.patience {
+                        stopped_early = true;
+                        break 'epochs;
+                    }
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    seconds.train_steps = train_seconds;
+    seconds.validation = validation_seconds;
+
+    // Keep the best validated weights; the untrained model if none was better.
+    let phase = Instant::now();
+    if let Some(weights) = &best_weights {
+        net.restore(weights)?;
+    }
+    let dtype = if options.half_precision { DType::F16 } else { DType::F32 };
+    net.save(
+        &options.out,
+        dtype,
+        serde_json::json!({ "sift_trained": { "seed": options.seed, "max_length": options.max_length } }),
+    )?;
+    copy_tokenizer_files(&base, &options.out)?;
+    seconds.save = phase.elapsed().as_secs_f64();
+    seconds.total = started.elapsed().as_secs_f64();
+
+    let shape = &net.shape;
+    let flops_per_token_per_layer =
+        2.0 * (4 * shape.hidden_size * shape.hidden_size + 2 * shape.hidden_size * shape.intermediate_size) as f64;
+    let train_flops = 3.0 * flops_per_token_per_layer * trainable as f64 * trained_tokens as f64;
+    let report = TrainReport {
+        options: options.clone(),
+        base_model: base.origin.clone(),
+        train_queries: train_queries.len(),
+        validation_queries: validation.len(),
+        mining,
+        pairs_cached: pairs.len(),
+        mean_pair_tokens,
+        steps: step,
+        validation_stage1_ndcg_at_10: validation_stage1,
+        validation: history,
+        best_ndcg_at_10: best.0.max(first),
+        best_step: if best.0 > first { best.1 } else { 0 },
+        stopped_early,
+        seconds,
+        train_gflops_per_second: train_flops / 1e9 / train_seconds.max(1e-9),
+        checkpoint: options.out.clone(),
+    };
+    let path = options.out.join("training.json");
+    let text = serde_json::to_string_pretty(&report).expect("the report serialises");
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))?;
+    Ok(report)
+}
+
+/// Warm up linearly over `warmup` steps, then decay linearly to 0.
+fn learning_rate_scale(step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        (step + 1) as f64 / warmup as f64
+    } else {
+        let left = total.saturating_sub(step) as f64;
+        let span = total.saturating_sub(warmup).max(1) as f64;
+        (left / span).clamp(0.0, 1.0)
+    }
+}
+
+/// Threads that run batches side by side: both cores when candle runs
+/// each operation on one thread (as the `sift` binary sets it up).
+fn workers() -> usize {
+    if candle_core::utils::get_num_threads() == 1 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
+}
+
+/// Run `f` over `items` split into `workers()` contiguous parts, in
+/// parallel, and return the parts' results in order.
+fn split_work<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&[T]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let parts = workers().min(items.len()).max(1);
+    let size = items.len().div_ceil(parts);
+    if parts == 1 {
+        return Ok(vec![f(items)?]);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(size)
+            .map(|part| scope.spawn(|| f(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("training worker panicked"))
+            .collect()
+    })
+}
+
+/// Run the embeddings and the first `frozen` layers over every pair, in
+/// length-sorted batches, and keep each pair's unpadded hidden states.
+fn cache_frozen_layers(
+    net: &CrossEncoderNet,
+    frozen: usize,
+    pairs: &mut [CachedPair],
+    progress: bool,
+) -> Result<()> {
+    const BATCH: usize = 32;
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].pair.ids.len()));
+    let batches: Vec<&[usize]> = order.chunks(BATCH).collect();
+    let bar = progress_bar(progress, pairs.len(), "running the frozen layers");
+    let view: &[CachedPair] = pairs;
+    let results = split_work(&batches, |part| {
+        let mut out = Vec::new();
+        for batch in part {
+            let items: Vec<&Pair> = batch.iter().map(|&i| &view[i].pair).collect();
+            let (ids, type_ids, mask) = pad_pairs(&items)?;
+            let mut x = net.embed(&ids, &type_ids)?;
+            for layer in 0..frozen {
+                x = net.layer(layer, &x, &mask)?;
+            }
+            let x = x.detach();
+            for (row, &i) in batch.iter().enumerate() {
+                let len = view[i].pair.ids.len();
+                out.push((i, x.get(row)?.narrow(0, 0, len)?.contiguous()?));
+            }
+            bar.inc(batch.len() as u64);
+        }
+        Ok(out)
+    })?;
+    bar.finish_and_clear();
+    for (i, hidden) in results.into_iter().flatten() {
+        pairs[i].hidden = Some(hidden);
+    }
+    Ok(())
+}
+
+fn cached<'a>(pairs: &'a [CachedPair], ids: &[usize]) -> Vec<&'a Tensor> {
+    ids.iter()
+        .map(|&i| pairs[i].hidden.as_ref().expect("every pair is cached"))
+        .collect()
+}
+
+/// Logits of the given pairs from their cached states, in order.
+fn score_cached(
+    net: &CrossEncoderNet,
+    frozen: usize,
+    pairs: &[CachedPair],
+    ids: &[usize],
+) -> Result<Vec<f32>> {
+    const BATCH: usize = 32;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pairs[ids[i]].pair.ids.len()));
+    let batches: Vec<&[usize]> = order.chunks(BATCH).collect();
+    let parts = split_work(&batches, |part| {
+        let mut out = Vec::new();
+        for batch in part {
+            let members: Vec<usize> = batch.iter().map(|&i| ids[i]).collect();
+            let (x, mask) = pad_hidden(&cached(pairs, &members))?;
+            let logits = net.score_from(frozen, &x, &mask)?.detach().to_vec1::<f32>()?;
+            out.extend(batch.iter().copied().zip(logits));
+        }
+        Ok(out)
+    })?;
+    let mut scores = vec![0f32; ids.len()];
+    for (i, s) in parts.into_iter().flatten() {
+        scores[i] = s;
+    }
+    Ok(scores)
+}
+
+/// Mean softmax cross-entropy of the groups (positive first) and its
+/// gradients; the groups are split over the workers and the gradients summed.
+fn loss_and_gradients(
+    net: &CrossEncoderNet,
+    frozen: usize,
+    pairs: &[CachedPair],
+    groups: &[Vec<usize>],
+) -> Result<(f64, GradStore)> {
+    let total = groups.len() as f64;
+    let parts = split_work(groups, |part| {
+        let members: Vec<usize> = part.iter().flatten().copied().collect();
+        let (x, mask) = pad_hidden(&cached(pairs, &members))?;
+        let logits = net.score_from(frozen, &x, &mask)?;
+        let mut losses = Vec::with_capacity(part.len());
+        let mut at = 0;
+        for group in part {
+            let scores = logits.narrow(0, at, group.len())?;
+            let log_probs = candle_nn::ops::log_softmax(&scores, 0)?;
+            losses.push(log_probs.get(0)?.neg()?);
+            at += group.len();
+        }
+        let loss = (Tensor::stack(&losses, 0)?.sum_all()? / total)?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        Ok((value, loss.backward()?))
+    })?;
+    let mut parts = parts.into_iter();
+    let (mut loss, mut grads) = parts.next().expect("at least one part");
+    for (l, g) in parts {
+        loss += l;
+        grads.extend(g)?;
+    }
+    Ok((loss, grads))
+}
+
+/// A query's documents ranked by their best chunk's score.
+fn document_run(query: &ValidationQuery, chunk_scores: &[f32]) -> Vec<(String, f64)> {
+    let mut best: BTreeMap<&str, f32> = BTreeMap::new();
+    for (p, &s) in query.candidates.iter().zip(chunk_scores) {
+        let e = best.entry(p.doc_id.as_str()).or_insert(f32::MIN);
+        *e = e.max(s);
+    }
+    best.into_iter().map(|(d, s)| (d.to_owned(), f64::from(s))).collect()
+}
+
+fn ndcg_at_10(qrels: &Qrels, run: &Run) -> f64 {
+    let metric = Metric::ndcg(10);
+    let eval = evaluate(qrels, run, std::slice::from_ref(&metric), MissingQueries::Zero);
+    eval.mean.get(&metric.to_string()).copied().unwrap_or(0.0)
+}
+
+/// Copy the base model's tokenizer files, so the checkpoint is whole.
+fn copy_tokenizer_files(base: &ModelFiles, out: &Path) -> Result<()> {
+    let dir = base.tokenizer.parent().unwrap_or(Path::new("."));
+    for name in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+    ] {
+        let from = dir.join(name);
+        if from.is_file() {
+            let to = out.join(name);
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_zero() {
+        let s: Vec<f64> = (0..10).map(|i| learning_rate_scale(i, 2, 10)).collect();
+        assert_eq!(s[0], 0.5);
+        assert_eq!(s[1], 1.0);
+        assert_eq!(s[2], 1.0);
+        assert!(s.windows(2).skip(2).all(|w| w[1] < w[0]));
+        assert!(s[9] > 0.0 && s[9] <= 0.125 + 1e-12);
+    }
+
+    /// Gradients flow through the trained layers and the optimiser moves
+    /// only them: a few steps on two tiny groups make the positives win.
+    #[test]
+    fn a_few_steps_learn_a_tiny_set_and_leave_frozen_layers_alone() {
+        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
+            .expect("run `just fetch-models`");
+        let net = CrossEncoderNet::load(&files, 5).unwrap();
+        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
+        let data = [
+            ("close my account", ["how to close your account", "export your notes", "change the theme"]),
+            ("reset my password", ["reset a password from the sign-in page", "billing plans", "close your account"]),
+        ];
+        let mut pairs = Vec::new();
+        for (query, passages) in data {
+            for p in passages {
+                pairs.push(CachedPair { pair: tokenizer.encode(query, p).unwrap(), hidden: None });
+            }
+        }
+        cache_frozen_layers(&net, 4, &mut pairs, false).unwrap();
+        let groups = vec![vec![0, 1, 2], vec![3, 4, 5]];
+        let (body, head) = net.trainable_vars(2);
+        assert_eq!((body.len(), head.len()), (2 * 16 + 2, 2));
+        let frozen_before = net.weight("encoder.layer.3.output.dense.weight").unwrap().copy().unwrap();
+        let trained_before = net.weight("encoder.layer.5.output.dense.weight").unwrap().copy().unwrap();
+        let mut body_opt = AdamW::new_lr(body, 1e-4).unwrap();
+        let mut head_opt = AdamW::new_lr(head, 1e-2).unwrap();
+        let (first, _) = loss_and_gradients(&net, 4, &pairs, &groups).unwrap();
+        let mut last = first;
+        for _ in 0..12 {
+            let (loss, grads) = loss_and_gradients(&net, 4, &pairs, &groups).unwrap();
+            body_opt.step(&grads).unwrap();
+            head_opt.step(&grads).unwrap();
+            last = loss;
+        }
+        assert!(first > 0.5 && last < 0.5 * first, "loss {first} -> {last}");
+        let moved = |before: &Tensor, name: &str| {
+            let after = net.weight(name).unwrap();
+            (before - &after).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert_eq!(moved(&frozen_before, "encoder.layer.3.output.dense.weight"), 0.0);
+        assert!(moved(&trained_before, "encoder.layer.5.output.dense.weight") > 0.0);
+    }
+
+    #[test]
+    fn documents_take_their_best_chunk_score() {
+        let p = |d: &str| Passage { doc_id: d.into(), text: String::new() };
+        let q = ValidationQuery {
+            id: "q".into(),
+            query: "x".into(),
+            candidates: vec![p("a"), p("b"), p("a")],
+        };
+        let mut run = document_run(&q, &[0.1, 0.5, 0.9]);
+        run.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(run, vec![("a".into(), f64::from(0.9f32)), ("b".into(), f64::from(0.5f32))]);
+    }
+}
