@@ -93,11 +93,19 @@ impl Default for ModelSource {
     }
 }
 
+/// The cross-encoder `sift train-reranker` trained on SciFact's train split,
+/// committed with its model card (`just train-reranker` reproduces it).
+pub const BUNDLED_RERANKER: &str = "data/rerankers/sift-minilm-l6-scifact";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     pub bi_encoder: ModelSource,
     pub cross_encoder: ModelSource,
+    /// Used when `cross_encoder` is a hub model that cannot be had (e.g.
+    /// offline): by default the reranker sift trained on SciFact and keeps
+    /// in the repository (a path relative to the working directory).
+    pub cross_encoder_fallback: Option<ModelSource>,
     /// Truncation length of the bi-encoder, in tokens (sentence-transformers'
     /// `max_seq_length` for all-MiniLM-L6-v2).
     pub embed_max_tokens: usize,
@@ -109,6 +117,7 @@ impl Default for ModelsConfig {
         ModelsConfig {
             bi_encoder: ModelSource::hub("sentence-transformers/all-MiniLM-L6-v2"),
             cross_encoder: ModelSource::hub("cross-encoder/ms-marco-MiniLM-L-6-v2"),
+            cross_encoder_fallback: Some(ModelSource::local(BUNDLED_RERANKER)),
             embed_max_tokens: 256,
             embed_batch_size: 32,
         }

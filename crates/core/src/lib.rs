@@ -14,7 +14,7 @@ mod timings;
 
 pub use candidate::{Candidate, RankedScore, Scores};
 pub use config::{
-    validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, LlmBackend, LlmConfig,
+    validate_query, ChunkingConfig, Config, BUNDLED_RERANKER, HnswConfig, IndexingConfig, LlmBackend, LlmConfig,
     ModelSource, ModelsConfig, RerankConfig, RerankerKind, SearchOptions, MAX_DEPTH,
     MAX_INSTRUCTION_CHARS, MAX_QUERY_CHARS,
 };

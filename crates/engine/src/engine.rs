@@ -744,15 +744,42 @@ fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
 /// Load the configured cross-encoder; without one the engine still answers
 /// with stage 1 and says why.
 fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>) {
-    let loaded = ModelFiles::resolve(&config.models.cross_encoder, ModelRole::CrossEncoder)
-        .and_then(|files| {
+    let models = &config.models;
+    let load = |source: &sift_core::ModelSource| {
+        ModelFiles::resolve(source, ModelRole::CrossEncoder).and_then(|files| {
             CrossEncoder::load(&files, config.rerank.max_length, config.rerank.batch_size)
-        });
-    match loaded {
-        Ok(model) => (Some(Box::new(CrossEncoderReranker::new(model))), None),
+        })
+    };
+    let primary = match load(&models.cross_encoder) {
+        Ok(model) => return (Some(Box::new(CrossEncoderReranker::new(model))), None),
+        Err(e) => e,
+    };
+    // The fallback stands in for a hub model that cannot be had (offline),
+    // never for a folder the user named.
+    let fallback = models
+        .cross_encoder_fallback
+        .as_ref()
+        .filter(|_| models.cross_encoder.path.is_none());
+    let Some(fallback) = fallback else {
+        tracing::debug!("no reranker: {primary}");
+        return (None, Some(format!("no reranker available: {primary}")));
+    };
+    match load(fallback) {
+        Ok(model) => {
+            tracing::warn!(
+                "the configured cross-encoder cannot be had ({primary}); reranking with the fallback {}",
+                model.origin()
+            );
+            (Some(Box::new(CrossEncoderReranker::new(model))), None)
+        }
         Err(e) => {
-            tracing::debug!("no reranker: {e}");
-            (None, Some(format!("no reranker available: {e}")))
+            tracing::debug!("no reranker: {primary}; fallback: {e}");
+            (
+                None,
+                Some(format!(
+                    "no reranker available: {primary}; and the fallback reranker: {e}"
+                )),
+            )
         }
     }
 }
