@@ -268,7 +268,7 @@ impl EvalRun {
     pub fn run(&self) -> Result<Report> {
         let o = &self.options;
         std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
-        let reranker = self.engine.reranker_status();
+        let reranker = self.engine.reranker_status_of(o.config.search.reranker);
         match &reranker {
             Ok(name) => tracing::info!("reranking with {name}"),
             Err(why) => tracing::warn!("{why}: rerank figures will be absent"),
@@ -440,7 +440,7 @@ impl EvalRun {
         Ok((rank_by_scores(fused, &scores), took, scores.len()))
     }
 
-    /// Cross-encoder scores of the fused chunks (those still in the index),
+    /// Reranker scores (`config.search.reranker`) of the fused chunks (those still in the index),
     /// and the time the reranker took.
     fn score(&self, query: &str, fused: &[Fused]) -> Result<(Scored, Duration)> {
         let ids: Vec<ChunkId> = fused.iter().map(|f| f.chunk_id).collect();
@@ -456,7 +456,13 @@ impl EvalRun {
             .collect();
         let n = candidates.len();
         let mut timings = StageTimings::default();
-        let (hits, _) = self.engine.rerank(query, candidates, n, &mut timings)?;
+        let (hits, _, _) = self.engine.rerank_with(
+            query,
+            &self.options.config.search,
+            candidates,
+            n,
+            &mut timings,
+        )?;
         let scores = hits
             .into_iter()
             .filter_map(|c| c.scores.rerank.map(|s| (c.chunk.id, (s, c.chunk.doc_id))))

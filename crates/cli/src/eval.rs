@@ -53,6 +53,13 @@ pub struct EvalArgs {
     /// Delete the index and build it again.
     #[arg(long)]
     pub reindex: bool,
+    /// Reranker of the rerank stage: cross-encoder, llm or listwise
+    /// [default: config search.reranker].
+    #[arg(long, value_name = "KIND")]
+    pub reranker: Option<sift_core::RerankerKind>,
+    /// Instruction for the llm/listwise rerankers.
+    #[arg(long)]
+    pub instruction: Option<String>,
     /// Evaluate only the first N queries (a quick look).
     #[arg(long, value_name = "N")]
     pub max_queries: Option<usize>,
@@ -67,6 +74,12 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<()> {
     let mut config = settings.load()?;
     if let Some(rrf_k) = args.rrf_k {
         config.search.rrf_k = rrf_k;
+    }
+    if let Some(kind) = args.reranker {
+        config.search.reranker = kind;
+    }
+    if args.instruction.is_some() {
+        config.search.instruction = args.instruction.clone();
     }
     let out = args
         .out

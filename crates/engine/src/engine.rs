@@ -310,6 +310,12 @@ impl Engine {
             .clone()
     }
 
+    /// The description of the reranker of `kind` (loading the language
+    /// model when it is an LLM reranker), or why it cannot be had.
+    pub fn reranker_status_of(&self, kind: RerankerKind) -> std::result::Result<String, String> {
+        self.reranker_of(kind).map(|r| r.describe())
+    }
+
     /// The reranker of a kind, or why it cannot be had.
     fn reranker_of(
         &self,

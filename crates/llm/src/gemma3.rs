@@ -122,8 +122,10 @@ pub(crate) struct Gemma3 {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    /// Tied to the token embeddings (quantised).
+    /// The output projection (tied to the token embeddings).
     output: QMatMul,
+    /// The output is the f32 `embed` itself (rows can be picked).
+    tied: bool,
     rope_global: Rope,
     rope_local: Rope,
     max_positions: usize,
@@ -158,10 +160,10 @@ impl Gemma3 {
         let norm = |t, eps| RmsNorm::from_qtensor(t, eps);
         let token_embd = tensor("token_embd.weight")?;
         let embed = token_embd.dequantize(device)?;
-        let output = match tensor("output.weight") {
-            Ok(t) => qmm(t)?,
-            Err(_) if dequantize => QMatMul::Tensor(embed.clone()),
-            Err(_) => qmm(token_embd)?,
+        let (output, tied) = match tensor("output.weight") {
+            Ok(t) => (qmm(t)?, false),
+            Err(_) if dequantize => (QMatMul::Tensor(embed.clone()), true),
+            Err(_) => (qmm(token_embd)?, false),
         };
         let final_norm = norm(tensor("output_norm.weight")?, cfg.rms_eps)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -193,6 +195,7 @@ impl Gemma3 {
             layers,
             norm: final_norm,
             output,
+            tied,
             max_positions,
             device: device.clone(),
         })
@@ -212,6 +215,29 @@ impl Gemma3 {
     /// Read `tokens` after what `cache` holds; the next-token logits
     /// (whole vocabulary, f32) after the last of them.
     pub fn forward(&self, tokens: &[u32], cache: &mut Cache) -> Result<Vec<f32>> {
+        let last = self.forward_hidden(tokens, cache)?;
+        self.output.forward(&last)?.flatten_all()?.to_vec1::<f32>()
+    }
+
+    /// Like [`Gemma3::forward`], but the logits of `ids` only (a few dot
+    /// products instead of the whole 262k-row output projection), when the
+    /// output is tied to the f32 embeddings; otherwise `None`.
+    pub fn forward_subset(
+        &self,
+        tokens: &[u32],
+        cache: &mut Cache,
+        ids: &Tensor,
+    ) -> Result<Option<Vec<f32>>> {
+        if !self.tied {
+            return Ok(None);
+        }
+        let last = self.forward_hidden(tokens, cache)?.flatten_all()?.unsqueeze(0)?;
+        let rows = self.embed.index_select(ids, 0)?;
+        Ok(Some(last.matmul(&rows.t()?)?.flatten_all()?.to_vec1::<f32>()?))
+    }
+
+    /// The final-normed hidden state after the last of `tokens`, (1, 1, hidden).
+    fn forward_hidden(&self, tokens: &[u32], cache: &mut Cache) -> Result<Tensor> {
         let seq = tokens.len();
         if seq == 0 {
             candle_core::bail!("no tokens to read");
@@ -244,9 +270,7 @@ impl Gemma3 {
         }
         cache.pos += seq;
         let last = x.narrow(1, seq - 1, 1)?;
-        let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
-        logits.flatten_all()?.to_vec1::<f32>()
+        self.norm.forward(&last)
     }
 
     fn attention(

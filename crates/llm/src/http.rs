@@ -192,10 +192,12 @@ impl HttpModel {
             .get("choices")
             .and_then(|c| c.get(0))
             .ok_or_else(|| self.bad("no choices[0] in the answer"))?;
-        let first = choice
-            .get("logprobs")
-            .and_then(|l| l.get("content"))
-            .and_then(|c| c.get(0));
+        let logprobs = choice.get("logprobs").filter(|l| !l.is_null());
+        if logprobs.is_some_and(|l| l.get("content").and_then(Value::as_array).is_some_and(|c| c.is_empty())) {
+            // The model stopped at once: nothing is known about the choices.
+            return Ok(vec![None; choices.len()]);
+        }
+        let first = logprobs.and_then(|l| l.get("content")).and_then(|c| c.get(0));
         if let Some(first) = first {
             let mut found: Vec<Option<f32>> = vec![None; choices.len()];
             let mut entries: Vec<(&str, f32)> = Vec::new();

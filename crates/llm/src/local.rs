@@ -175,6 +175,44 @@ impl GgufModel {
         })
     }
 
+    /// Greedy continuation restricted to the tokens made of `alphabet`
+    /// (and the end of text / turn); `None` when the model's output is not
+    /// tied to its embeddings (then use [`GgufModel::generate`]).
+    pub fn generate_within(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        alphabet: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<String>> {
+        let mut allowed = self.tokenizer.ids_within(alphabet);
+        let stops: Vec<u32> = self
+            .tokenizer
+            .eos_id()
+            .into_iter()
+            .chain(self.end_of_turn)
+            .collect();
+        allowed.extend(&stops);
+        let ids = candle_core::Tensor::new(allowed.as_slice(), &Device::Cpu)?;
+        let tokens = self.prompt_tokens(prompt, max_tokens)?;
+        let mut cache = self.model.new_cache();
+        let mut out = Vec::new();
+        let mut input = tokens;
+        for _ in 0..max_tokens {
+            check_deadline(deadline)?;
+            let Some(logits) = self.model.forward_subset(&input, &mut cache, &ids)? else {
+                return Ok(None);
+            };
+            let next = allowed[argmax(&logits) as usize];
+            if stops.contains(&next) {
+                break;
+            }
+            out.push(next);
+            input = vec![next];
+        }
+        Ok(Some(self.tokenizer.decode(&out)))
+    }
+
     fn choice_ids(&self, choices: &[&str]) -> Vec<Option<u32>> {
         choices
             .iter()
@@ -266,6 +304,19 @@ impl LanguageModel for GgufModel {
     ) -> Result<String> {
         check_deadline(deadline)?;
         Ok(self.generate(prompt, max_tokens, 0, deadline)?.text)
+    }
+
+    fn complete_in(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        alphabet: &str,
+        deadline: Option<Instant>,
+    ) -> Result<String> {
+        match self.generate_within(prompt, max_tokens, alphabet, deadline)? {
+            Some(text) => Ok(text),
+            None => self.complete(prompt, max_tokens, deadline),
+        }
     }
 }
 

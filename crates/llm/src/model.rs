@@ -29,6 +29,22 @@ pub trait LanguageModel: Send + Sync {
     /// tokens, ending early at the end-of-turn/end-of-text token.
     fn complete(&self, prompt: &str, max_tokens: usize, deadline: Option<Instant>)
         -> Result<String>;
+
+    /// Like [`LanguageModel::complete`], but the answer may use only tokens
+    /// made of `alphabet`'s characters (constrained greedy decoding): the
+    /// in-process model then scores those few tokens instead of the whole
+    /// vocabulary. Back ends that cannot constrain decoding (HTTP) answer
+    /// as `complete` does.
+    fn complete_in(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        alphabet: &str,
+        deadline: Option<Instant>,
+    ) -> Result<String> {
+        let _ = alphabet;
+        self.complete(prompt, max_tokens, deadline)
+    }
 }
 
 /// Fail once `deadline` has passed.

@@ -223,6 +223,19 @@ impl SpmTokenizer {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// Ids of the text tokens (not control or byte tokens) whose text is
+    /// non-empty and made only of `alphabet`'s characters.
+    pub fn ids_within(&self, alphabet: &str) -> Vec<u32> {
+        (0..self.pieces.len())
+            .filter(|&i| self.types[i] != TYPE_CONTROL && self.types[i] != TYPE_BYTE)
+            .filter(|&i| {
+                let text = self.pieces[i].replace(SPACE, " ");
+                !text.is_empty() && text.chars().all(|c| alphabet.contains(c))
+            })
+            .map(|i| i as u32)
+            .collect()
+    }
+
     /// One token's text, as an OpenAI `logprobs` entry shows it.
     pub fn token_text(&self, id: u32) -> String {
         self.decode(&[id])

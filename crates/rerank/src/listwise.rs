@@ -8,6 +8,10 @@ use sift_core::Candidate;
 use sift_llm::LanguageModel;
 use std::sync::Arc;
 
+/// What a ranking answer is written with; the in-process model decodes
+/// within it (see [`LanguageModel::complete_in`]).
+const ANSWER_ALPHABET: &str = "0123456789[]>, ";
+
 /// Orders candidates by sliding windows of a language model's rankings;
 /// greedy decoding and [`parse_permutation`] make the order deterministic.
 /// Each candidate's score is `1 / rank` in the final order.
@@ -68,9 +72,10 @@ impl ListwiseReranker {
         s
     }
 
-    /// Tokens to let the model write for `n` ids: "[12] > " is about 5.
+    /// Tokens to let the model write for `n` ids: "12] > [" is about 4
+    /// (digits are single tokens in Gemma's vocabulary).
     fn max_tokens(n: usize) -> usize {
-        5 * n + 4
+        4 * n + 2
     }
 }
 
@@ -101,9 +106,10 @@ impl Reranker for ListwiseReranker {
                     .map(|&i| candidates[i].clone())
                     .collect();
                 let prompt = self.prompt(query, &window);
-                let answer = self.model.complete(
+                let answer = self.model.complete_in(
                     &prompt,
                     Self::max_tokens(window.len()),
+                    ANSWER_ALPHABET,
                     query.deadline,
                 )?;
                 // The prompt ends with "[", so the answer starts mid-id.

@@ -311,6 +311,44 @@ fn raw_post(s: &TestServer, path: &str, len: usize) -> (u16, String) {
 }
 
 #[test]
+fn llm_routes_without_a_model_answer_clearly() {
+    // The plain server's rerank.llm.gguf is the default relative path,
+    // which does not exist under crates/server: no model to load.
+    let s = plain();
+    let chat = |body: Value| s.post("/v1/chat/completions", &body);
+    let m = chat(json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .assert_error(503, "llm_unavailable");
+    assert!(m.contains("just fetch-llm"), "{m}");
+    // Checked before any model work.
+    for bad in [
+        json!({"messages": []}),
+        json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        json!({"messages": [{"role": "user", "content": "hi"}], "n": 2}),
+        json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}),
+        json!({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 21}),
+        json!({"messages": [{"role": "user", "content": "hi"}], "frobnicate": 1}),
+    ] {
+        chat(bad).assert_error(422, "invalid_request");
+    }
+    for kind in ["llm", "listwise"] {
+        let m = s
+            .post("/search", &json!({"query": "close my account", "reranker": kind}))
+            .assert_error(503, "reranker_unavailable");
+        assert!(m.contains(&format!("the {kind} reranker is unavailable")), "{m}");
+    }
+    let m = s
+        .post("/search", &json!({"query": "close my account", "reranker": "bm25"}))
+        .assert_error(422, "invalid_request");
+    assert!(m.contains("reranker"), "{m}");
+    // Without stage 2 the LLM is never asked, and an instruction is accepted.
+    let r = s.post(
+        "/search",
+        &json!({"query": "close my account", "reranker": "llm", "rerank": false, "instruction": "prefer recent documents"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[test]
 fn rerank_without_a_reranker_is_503_and_says_how_to_load_one() {
     let s = plain();
     for body in [
@@ -445,6 +483,7 @@ fn health_metrics_and_openapi() {
         ("/search", "post"),
         ("/rerank", "post"),
         ("/v1/embeddings", "post"),
+        ("/v1/chat/completions", "post"),
         ("/documents", "post"),
         ("/documents/{id}", "delete"),
         ("/health", "get"),

@@ -4,6 +4,7 @@
 
 mod crash;
 mod index;
+mod llm;
 mod robustness;
 mod search;
 mod util;

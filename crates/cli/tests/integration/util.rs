@@ -19,6 +19,18 @@ pub fn model_dir() -> PathBuf {
     dir
 }
 
+/// The GGUF model fetched by `just fetch-llm`.
+pub fn gguf_path() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/models/gemma-3-270m/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.is_file(),
+        "no LLM at {}: run `just fetch-llm`",
+        path.display()
+    );
+    path.canonicalize().unwrap()
+}
+
 /// The demo corpus.
 pub fn helpcentre_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/helpcentre")
@@ -80,6 +92,9 @@ impl Sift {
             .env_remove("HF_ENDPOINT")
             .env_remove("SIFT_CONFIG")
             .env_remove("SIFT_RERANKER_PATH")
+            .env_remove("SIFT_LLM_BACKEND")
+            .env_remove("SIFT_LLM_GGUF")
+            .env_remove("SIFT_LLM_URL")
             .env_remove("SIFT_LOG")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
