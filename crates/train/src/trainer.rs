@@ -421,8 +421,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             bar.inc(1);
             bar.set_message(format!("loss {:.3}", loss_sum / loss_steps as f64));
 
-            let epoch_end = step % steps_per_epoch == 0;
-            if step % evaluate_every == 0 || epoch_end {
+            // Evaluate `evaluations_per_epoch` times per epoch, the last at its end.
+            let in_epoch = step - epoch * steps_per_epoch;
+            if in_epoch % evaluate_every == 0 || in_epoch == steps_per_epoch {
                 let phase = Instant::now();
                 let ndcg = validate(&net)?;
                 validation_seconds += phase.elapsed().as_secs_f64();

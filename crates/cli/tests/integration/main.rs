@@ -7,4 +7,5 @@ mod index;
 mod llm;
 mod robustness;
 mod search;
+mod train;
 mod util;

@@ -1,0 +1,111 @@
+//! `sift train-reranker`: a tiny training run on the demo corpus is
+//! deterministic given its seed, writes a checkpoint `sift search` reranks
+//! with, and refuses the test split.
+
+use crate::util::{helpcentre_dir, Sift};
+use std::path::{Path, PathBuf};
+
+/// The demo eval set's judgements offered as a `train` split. This tests
+/// the mechanics of training, not the quality of the model.
+fn demo_train_split(sift: &Sift) -> PathBuf {
+    let eval = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/helpcentre-eval");
+    sift.write(
+        "demo/queries.jsonl",
+        std::fs::read(eval.join("queries.jsonl")).unwrap(),
+    );
+    sift.write(
+        "demo/qrels/train.tsv",
+        std::fs::read(eval.join("qrels/test.tsv")).unwrap(),
+    );
+    sift.path("demo")
+}
+
+fn train(sift: &Sift, dataset: &Path, out: &str, seed: &str) {
+    let dataset = dataset.display().to_string();
+    let corpus = helpcentre_dir().display().to_string();
+    sift.ok(&[
+        "train-reranker",
+        "--dataset",
+        &dataset,
+        "--corpus",
+        &corpus,
+        "--out",
+        out,
+        "--seed",
+        seed,
+        "--max-queries",
+        "16",
+        "--validation-fraction",
+        "0.25",
+        "--negative-pool",
+        "3",
+        "--negatives",
+        "2",
+        "--queries-per-step",
+        "4",
+        "--epochs",
+        "1",
+        "--max-length",
+        "64",
+    ]);
+}
+
+#[test]
+fn training_is_deterministic_and_its_checkpoint_reranks_search() {
+    let sift = Sift::new();
+    let dataset = demo_train_split(&sift);
+    train(&sift, &dataset, "ce-a", "5");
+    train(&sift, &dataset, "ce-b", "5");
+    train(&sift, &dataset, "ce-c", "6");
+
+    let weights = |dir: &str| std::fs::read(sift.path(dir).join("model.safetensors")).unwrap();
+    assert!(
+        weights("ce-a") == weights("ce-b"),
+        "two runs with one seed wrote different weights"
+    );
+    assert!(
+        weights("ce-a") != weights("ce-c"),
+        "the seed changed nothing"
+    );
+    for file in ["config.json", "tokenizer.json", "vocab.txt", "training.json"] {
+        assert!(sift.path("ce-a").join(file).is_file(), "no {file}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sift.path("ce-a/training.json")).unwrap()).unwrap();
+    assert_eq!(report["train_queries"], 12);
+    assert_eq!(report["validation_queries"], 4);
+    assert!(report["steps"].as_u64().unwrap() >= 3);
+    assert!(report["validation"].as_array().unwrap().len() >= 1);
+
+    let checkpoint = sift.path("ce-a").display().to_string();
+    let response = sift.search_json(
+        "how do I close my account",
+        &["--reranker-path", &checkpoint, "--depth", "6", "--k", "3"],
+    );
+    let by = response["reranked_by"].as_str().unwrap_or_default();
+    assert!(by.contains("ce-a"), "reranked by {by:?}");
+    let hits = response["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    let scores: Vec<f64> = hits
+        .iter()
+        .map(|h| h["scores"]["rerank"].as_f64().expect("a rerank score"))
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+}
+
+#[test]
+fn training_refuses_the_test_split() {
+    let sift = Sift::new();
+    let eval = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/helpcentre-eval");
+    let stderr = sift.fails(&[
+        "train-reranker",
+        "--dataset",
+        &eval.display().to_string(),
+        "--split",
+        "test",
+        "--out",
+        "ce",
+    ]);
+    assert!(stderr.contains("test split"), "{stderr}");
+    assert!(!sift.path("ce").exists());
+}
