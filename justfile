@@ -99,6 +99,14 @@ demo-rerankers: fetch-llm
     cargo build --release --bin sift
     for kind in cross-encoder llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "how do I set up two-factor authentication" --index target/demo-index --depth 10 --k 3 --reranker $kind --timings; done
 
+# Train the bundled reranker (data/rerankers/sift-minilm-l6-scifact) again
+# from SciFact's train split: all-MiniLM-L6-v2 + a fresh head, hard negatives
+# mined from indexes/scifact (built first if missing), seed 17; ~50 min on
+# 2 busy cores. Its card (README.md there) has the recipe and the scores.
+train-reranker out="data/rerankers/sift-minilm-l6-scifact": fetch-models
+    cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift train-reranker --dataset {{scifact}} --split train --index indexes/scifact --out {{out}} --seed 17
+
 # The same on the demo help centre and its eval set (data/helpcentre-eval).
 eval-demo: fetch-models
     cargo build --release --bin sift

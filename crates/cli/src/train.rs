@@ -39,21 +39,21 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     pub trainable_layers: usize,
     /// Hard negatives per positive in each softmax group.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 5)]
     pub negatives: usize,
     /// Hard negatives mined per query (each epoch samples from them).
     #[arg(long, default_value_t = 15)]
     pub negative_pool: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     pub epochs: usize,
     /// Queries per optimiser step.
     #[arg(long, default_value_t = 8)]
     pub queries_per_step: usize,
     /// Peak learning rate of the trained encoder layers and pooler.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 2e-4)]
     pub learning_rate: f64,
     /// Peak learning rate of the fresh classifier head.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 2e-3)]
     pub head_learning_rate: f64,
     /// Share of the split's queries held out for validation.
     #[arg(long, default_value_t = 0.1)]

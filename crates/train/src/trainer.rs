@@ -92,13 +92,13 @@ impl TrainOptions {
             seed: 17,
             max_length: 128,
             trainable_layers: 2,
-            negatives: 7,
+            negatives: 5,
             negative_pool: 15,
             mining_depth: 40,
             queries_per_step: 8,
-            epochs: 3,
-            learning_rate: 1e-4,
-            head_learning_rate: 1e-3,
+            epochs: 2,
+            learning_rate: 2e-4,
+            head_learning_rate: 2e-3,
             warmup_fraction: 0.1,
             validation_fraction: 0.1,
             validation_depth: 30,
@@ -421,9 +421,10 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             bar.inc(1);
             bar.set_message(format!("loss {:.3}", loss_sum / loss_steps as f64));
 
-            // Evaluate `evaluations_per_epoch` times per epoch, the last at its end.
-            let in_epoch = step - epoch * steps_per_epoch;
-            if in_epoch % evaluate_every == 0 || in_epoch == steps_per_epoch {
+            // Evaluate every `evaluate_every` steps of the run and at each
+            // epoch's end (the recipe of the committed checkpoint).
+            let epoch_end = step % steps_per_epoch == 0;
+            if step % evaluate_every == 0 || epoch_end {
                 let phase = Instant::now();
                 let ndcg = validate(&net)?;
                 validation_seconds += phase.elapsed().as_secs_f64();
