@@ -109,3 +109,36 @@ fn training_refuses_the_test_split() {
     assert!(stderr.contains("test split"), "{stderr}");
     assert!(!sift.path("ce").exists());
 }
+
+/// Offline, the hub cross-encoder cannot be had: search reranks with the
+/// committed trained reranker (found relative to the working folder) and
+/// says which one ran; a folder the user named is never replaced by it.
+#[test]
+fn offline_search_falls_back_to_the_committed_reranker() {
+    let sift = Sift::new();
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/rerankers/sift-minilm-l6-scifact")
+        .canonicalize()
+        .unwrap();
+    std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
+    std::os::unix::fs::symlink(&bundled, sift.path("data/rerankers/sift-minilm-l6-scifact")).unwrap();
+    for file in [
+        "accounts/close-your-account.md",
+        "data-retention/what-happens-to-your-data-after-account-closure.md",
+        "billing/plans-and-pricing.md",
+    ] {
+        sift.write(
+            &format!("docs/{file}"),
+            std::fs::read(helpcentre_dir().join(file)).unwrap(),
+        );
+    }
+    sift.ok(&["index", "docs"]);
+    let response = sift.search_json("what happens to my data if I close my account", &["--k", "2"]);
+    let by = response["reranked_by"].as_str().unwrap_or_default();
+    assert!(by.contains("sift-minilm-l6-scifact"), "reranked by {by:?}");
+    assert!(response["hits"][0]["scores"]["rerank"].is_number());
+
+    let missing = sift.path("no-such-model").display().to_string();
+    let response = sift.search_json("close my account", &["--reranker-path", &missing]);
+    assert!(response["reranked_by"].is_null(), "{response}");
+}
