@@ -103,8 +103,9 @@ pub struct ModelsConfig {
     pub bi_encoder: ModelSource,
     pub cross_encoder: ModelSource,
     /// Used when `cross_encoder` is a hub model that cannot be had (e.g.
-    /// offline): by default the reranker sift trained on SciFact and keeps
-    /// in the repository (a path relative to the working directory).
+    /// offline), e.g. [`BUNDLED_RERANKER`]. Off by default: the bundled
+    /// reranker ranks worse than stage 1 alone on SciFact test and on the
+    /// demo (eval/README.md), so it is not used unless asked for.
     pub cross_encoder_fallback: Option<ModelSource>,
     /// Truncation length of the bi-encoder, in tokens (sentence-transformers'
     /// `max_seq_length` for all-MiniLM-L6-v2).
@@ -117,7 +118,7 @@ impl Default for ModelsConfig {
         ModelsConfig {
             bi_encoder: ModelSource::hub("sentence-transformers/all-MiniLM-L6-v2"),
             cross_encoder: ModelSource::hub("cross-encoder/ms-marco-MiniLM-L-6-v2"),
-            cross_encoder_fallback: Some(ModelSource::local(BUNDLED_RERANKER)),
+            cross_encoder_fallback: None,
             embed_max_tokens: 256,
             embed_batch_size: 32,
         }

@@ -110,9 +110,10 @@ fn training_refuses_the_test_split() {
     assert!(!sift.path("ce").exists());
 }
 
-/// Offline, the hub cross-encoder cannot be had: search reranks with the
-/// committed trained reranker (found relative to the working folder) and
-/// says which one ran; a folder the user named is never replaced by it.
+/// Offline, the hub cross-encoder cannot be had: with a fallback configured,
+/// search reranks with the committed trained reranker (found relative to the
+/// working folder) and says which one ran; a folder the user named is never
+/// replaced by it; without one (the default) it does not rerank.
 #[test]
 fn offline_search_falls_back_to_the_committed_reranker() {
     let sift = Sift::new();
@@ -133,12 +134,26 @@ fn offline_search_falls_back_to_the_committed_reranker() {
         );
     }
     sift.ok(&["index", "docs"]);
-    let response = sift.search_json("what happens to my data if I close my account", &["--k", "2"]);
+    let response = sift.search_json("close my account", &[]);
+    assert!(response["reranked_by"].is_null(), "{response}");
+
+    let config = sift.write(
+        "sift.toml",
+        "[models.cross_encoder_fallback]\npath = \"data/rerankers/sift-minilm-l6-scifact\"\n",
+    );
+    let config = config.display().to_string();
+    let response = sift.search_json(
+        "what happens to my data if I close my account",
+        &["--k", "2", "--config", &config],
+    );
     let by = response["reranked_by"].as_str().unwrap_or_default();
     assert!(by.contains("sift-minilm-l6-scifact"), "reranked by {by:?}");
     assert!(response["hits"][0]["scores"]["rerank"].is_number());
 
     let missing = sift.path("no-such-model").display().to_string();
-    let response = sift.search_json("close my account", &["--reranker-path", &missing]);
+    let response = sift.search_json(
+        "close my account",
+        &["--reranker-path", &missing, "--config", &config],
+    );
     assert!(response["reranked_by"].is_null(), "{response}");
 }
