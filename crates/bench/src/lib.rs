@@ -30,7 +30,7 @@ pub use report::{
     DOCUMENT_LEVEL_NOTE, LATENCY_NOTE, RETRIEVAL_RULE, STAGE_BM25, STAGE_DENSE, STAGE_HYBRID,
     STAGE_RERANK,
 };
-pub use run::{EvalOptions, EvalRun, CHUNKS_PER_DOCUMENT, RANK_CUTOFF};
+pub use run::{progress_bar, EvalOptions, EvalRun, CHUNKS_PER_DOCUMENT, RANK_CUTOFF};
 pub use sweep::{
     flattening_depth, DepthPoint, DepthSweep, Flattening, RetrieverDepthPoint, RrfPoint, Sweeps,
     FLATTENING_TOLERANCE,

@@ -877,19 +877,21 @@ fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
 
-fn progress_bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
+/// A progress bar on stderr labelled `what` (hidden unless `show`); its
+/// message slot is free for live figures such as a training loss.
+pub fn progress_bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+            "{prefix} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta}) {msg}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_message(what.to_string());
+    bar.set_prefix(what.to_owned());
     bar
 }
 

@@ -72,13 +72,28 @@ pub struct Settings {
 
     /// Where the llm/listwise rerankers' model runs: gguf (in process) or
     /// http (an OpenAI-compatible endpoint).
-    #[arg(long, global = true, env = "SIFT_LLM_BACKEND", help_heading = "LLM rerankers")]
+    #[arg(
+        long,
+        global = true,
+        env = "SIFT_LLM_BACKEND",
+        help_heading = "LLM rerankers"
+    )]
     pub llm_backend: Option<sift_core::LlmBackend>,
     /// GGUF file of the in-process model (`just fetch-llm`).
-    #[arg(long, global = true, env = "SIFT_LLM_GGUF", help_heading = "LLM rerankers")]
+    #[arg(
+        long,
+        global = true,
+        env = "SIFT_LLM_GGUF",
+        help_heading = "LLM rerankers"
+    )]
     pub llm_gguf: Option<PathBuf>,
     /// Base URL of the OpenAI-compatible API (`http://host:port/v1`).
-    #[arg(long, global = true, env = "SIFT_LLM_URL", help_heading = "LLM rerankers")]
+    #[arg(
+        long,
+        global = true,
+        env = "SIFT_LLM_URL",
+        help_heading = "LLM rerankers"
+    )]
     pub llm_url: Option<String>,
     /// Model name sent to the endpoint.
     #[arg(long, global = true, help_heading = "LLM rerankers")]

@@ -104,8 +104,8 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         options.split,
         settings.index().display()
     );
-    let report = train(&options)
-        .with_context(|| format!("training on {}", args.dataset.display()))?;
+    let report =
+        train(&options).with_context(|| format!("training on {}", args.dataset.display()))?;
     let s = &report.seconds;
     println!(
         "{} training queries ({} examples, {} weak), {} validation queries; {} pairs of {:.0} tokens on average",
@@ -122,7 +122,11 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         report.best_ndcg_at_10,
         report.best_step,
         report.steps,
-        if report.stopped_early { " (stopped early)" } else { "" }
+        if report.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
     );
     println!(
         "time: mining {:.0}s, tokenise {:.0}s, frozen layers {:.0}s, training {:.0}s ({:.1} GFLOP/s), validation {:.0}s, total {:.0}s",

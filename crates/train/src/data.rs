@@ -49,7 +49,12 @@ pub struct MiningSummary {
 fn relevant_docs(qrels: &Qrels, query_id: &str) -> BTreeMap<String, i32> {
     qrels
         .get(query_id)
-        .map(|j| j.iter().filter(|(_, &g)| g >= 1).map(|(d, &g)| (d.clone(), g)).collect())
+        .map(|j| {
+            j.iter()
+                .filter(|(_, &g)| g >= 1)
+                .map(|(d, &g)| (d.clone(), g))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -135,8 +140,13 @@ pub(crate) fn mine_weak_examples(
     seed: u64,
     mut progress: impl FnMut(),
 ) -> Result<Vec<Example>> {
-    let mut ids: Vec<&String> = corpus_ids.iter().filter(|d| !exclude.contains(*d)).collect();
-    ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_7173));
+    let mut ids: Vec<&String> = corpus_ids
+        .iter()
+        .filter(|d| !exclude.contains(*d))
+        .collect();
+    ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+        seed ^ 0x5eed_7173,
+    ));
     let mut examples = Vec::new();
     for doc in ids {
         if examples.len() == count {
@@ -231,7 +241,13 @@ mod tests {
 
     #[test]
     fn one_chunk_per_document_in_rank_order_without_excluded_documents() {
-        let list = [chunk("a", 1), chunk("b", 0), chunk("a", 0), chunk("c", 2), chunk("b", 1)];
+        let list = [
+            chunk("a", 1),
+            chunk("b", 0),
+            chunk("a", 0),
+            chunk("c", 2),
+            chunk("b", 1),
+        ];
         let kept: Vec<String> = best_chunk_per_document(&list, |d| d != "b")
             .map(|c| c.text.clone())
             .collect();

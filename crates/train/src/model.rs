@@ -14,8 +14,8 @@ use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::{Embedding, Init, Linear, VarBuilder, VarMap};
 use rand::SeedableRng;
 use rand_distr::Distribution;
-use std::collections::HashMap;
 use sift_bert::ModelFiles;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The BERT hyper-parameters training needs, read from `config.json`.
@@ -188,8 +188,9 @@ impl CrossEncoderNet {
         let net = Self::build(vb, &shape).map_err(|e| Error::model(weights_path, e.to_string()))?;
 
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let normal = rand_distr::Normal::new(0.0f32, shape.initializer_range.unwrap_or(0.02) as f32)
-            .expect("a positive standard deviation");
+        let normal =
+            rand_distr::Normal::new(0.0f32, shape.initializer_range.unwrap_or(0.02) as f32)
+                .expect("a positive standard deviation");
         let vars = varmap.data().lock().expect("not poisoned");
         let mut names: Vec<&String> = vars.keys().collect();
         // Sorted, so the fresh head is drawn in the same order every run.
@@ -312,8 +313,7 @@ impl CrossEncoderNet {
         for (name, var) in named {
             if name.starts_with("classifier.") {
                 head.push(var.clone());
-            } else if name.starts_with("pooler.") || layer_index(name).is_some_and(|i| i >= first)
-            {
+            } else if name.starts_with("pooler.") || layer_index(name).is_some_and(|i| i >= first) {
                 body.push(var.clone());
             }
         }
@@ -366,12 +366,19 @@ impl CrossEncoderNet {
 
         let mut config = self.config_json.clone();
         if let Some(map) = config.as_object_mut() {
-            map.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+            map.insert(
+                "architectures".into(),
+                serde_json::json!(["BertForSequenceClassification"]),
+            );
             map.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));
             map.insert("label2id".into(), serde_json::json!({"LABEL_0": 0}));
             map.insert(
                 "torch_dtype".into(),
-                serde_json::json!(if dtype == DType::F16 { "float16" } else { "float32" }),
+                serde_json::json!(if dtype == DType::F16 {
+                    "float16"
+                } else {
+                    "float32"
+                }),
             );
             map.remove("_name_or_path");
             if let Some(extra) = extra_config.as_object() {
@@ -416,9 +423,18 @@ pub(crate) mod tests {
     }
 
     const PAIRS: [(&str, &str); 4] = [
-        ("how do I close my account", "Closing your account deletes your notes after 30 days."),
-        ("how do I close my account", "Export your notes as Markdown from the settings page."),
-        ("vitamin D and bone density", "Vitamin D supplements did not change bone mineral density in adults."),
+        (
+            "how do I close my account",
+            "Closing your account deletes your notes after 30 days.",
+        ),
+        (
+            "how do I close my account",
+            "Export your notes as Markdown from the settings page.",
+        ),
+        (
+            "vitamin D and bone density",
+            "Vitamin D supplements did not change bone mineral density in adults.",
+        ),
         ("vitamin D and bone density", "A short one."),
     ];
 
@@ -430,13 +446,21 @@ pub(crate) mod tests {
         let files = ModelFiles::from_dir(&minilm_dir()).expect("run `just fetch-models`");
         let net = CrossEncoderNet::load(&files, 3).unwrap();
         let tokenizer = PairTokenizer::load(&files.tokenizer, 512).unwrap();
-        let encoded: Vec<_> = PAIRS.iter().map(|(q, p)| tokenizer.encode(q, p).unwrap()).collect();
+        let encoded: Vec<_> = PAIRS
+            .iter()
+            .map(|(q, p)| tokenizer.encode(q, p).unwrap())
+            .collect();
         let (ids, type_ids, mask) = pad_pairs(&encoded.iter().collect::<Vec<_>>()).unwrap();
         let x = net.embed(&ids, &type_ids).unwrap();
-        let ours = net.score_from(0, &x, &mask).unwrap().to_vec1::<f32>().unwrap();
+        let ours = net
+            .score_from(0, &x, &mask)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
 
         let dir = tempfile::tempdir().unwrap();
-        net.save(dir.path(), DType::F32, serde_json::json!({})).unwrap();
+        net.save(dir.path(), DType::F32, serde_json::json!({}))
+            .unwrap();
         std::fs::copy(&files.tokenizer, dir.path().join("tokenizer.json")).unwrap();
         let saved = ModelFiles::from_dir(dir.path()).unwrap();
         let inference = sift_bert::CrossEncoder::load(&saved, 512, 8).unwrap();
@@ -448,12 +472,19 @@ pub(crate) mod tests {
         }
         assert_eq!(passages.len(), theirs.len());
         for (a, b) in ours.iter().zip(&theirs) {
-            assert!((a - b).abs() < 1e-4, "training net {ours:?} vs inference {theirs:?}");
+            assert!(
+                (a - b).abs() < 1e-4,
+                "training net {ours:?} vs inference {theirs:?}"
+            );
         }
         // A fresh head from another seed scores differently: the seed is used.
         let other = CrossEncoderNet::load(&files, 4).unwrap();
         let x = other.embed(&ids, &type_ids).unwrap();
-        let other = other.score_from(0, &x, &mask).unwrap().to_vec1::<f32>().unwrap();
+        let other = other
+            .score_from(0, &x, &mask)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!(other.iter().zip(&ours).any(|(a, b)| (a - b).abs() > 1e-3));
     }
 
@@ -463,28 +494,49 @@ pub(crate) mod tests {
         let net = CrossEncoderNet::load(&files, 3).unwrap();
         let full = tempfile::tempdir().unwrap();
         let half = tempfile::tempdir().unwrap();
-        net.save(full.path(), DType::F32, serde_json::json!({})).unwrap();
-        net.save(half.path(), DType::F16, serde_json::json!({"sift_trained": {"seed": 3}})).unwrap();
-        let size = |d: &Path| std::fs::metadata(d.join("model.safetensors")).unwrap().len();
+        net.save(full.path(), DType::F32, serde_json::json!({}))
+            .unwrap();
+        net.save(
+            half.path(),
+            DType::F16,
+            serde_json::json!({"sift_trained": {"seed": 3}}),
+        )
+        .unwrap();
+        let size = |d: &Path| {
+            std::fs::metadata(d.join("model.safetensors"))
+                .unwrap()
+                .len()
+        };
         assert!(size(half.path()) * 2 <= size(full.path()) + 64 * 1024);
         assert!(size(half.path()) < 50 * 1024 * 1024);
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(half.path().join("config.json")).unwrap()).unwrap();
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(half.path().join("config.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(config["architectures"][0], "BertForSequenceClassification");
         assert_eq!(config["sift_trained"]["seed"], 3);
-        let reloaded = CrossEncoderNet::load(&ModelFiles {
-            origin: "half".into(),
-            config: half.path().join("config.json"),
-            tokenizer: files.tokenizer.clone(),
-            weights: half.path().join("model.safetensors"),
-        }, 99)
+        let reloaded = CrossEncoderNet::load(
+            &ModelFiles {
+                origin: "half".into(),
+                config: half.path().join("config.json"),
+                tokenizer: files.tokenizer.clone(),
+                weights: half.path().join("model.safetensors"),
+            },
+            99,
+        )
         .unwrap();
         let tokenizer = PairTokenizer::load(&files.tokenizer, 128).unwrap();
-        let encoded: Vec<_> = PAIRS.iter().map(|(q, p)| tokenizer.encode(q, p).unwrap()).collect();
+        let encoded: Vec<_> = PAIRS
+            .iter()
+            .map(|(q, p)| tokenizer.encode(q, p).unwrap())
+            .collect();
         let (ids, type_ids, mask) = pad_pairs(&encoded.iter().collect::<Vec<_>>()).unwrap();
         let score = |n: &CrossEncoderNet| {
             let x = n.embed(&ids, &type_ids).unwrap();
-            n.score_from(0, &x, &mask).unwrap().to_vec1::<f32>().unwrap()
+            n.score_from(0, &x, &mask)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
         };
         // The head came from the file (seed 99 would draw another one).
         for (a, b) in score(&net).iter().zip(score(&reloaded)) {
@@ -494,7 +546,10 @@ pub(crate) mod tests {
 
     #[test]
     fn layer_index_parses_encoder_names_only() {
-        assert_eq!(layer_index("encoder.layer.4.attention.self.query.weight"), Some(4));
+        assert_eq!(
+            layer_index("encoder.layer.4.attention.self.query.weight"),
+            Some(4)
+        );
         assert_eq!(layer_index("encoder.layer.11.output.dense.bias"), Some(11));
         assert_eq!(layer_index("pooler.dense.weight"), None);
         assert_eq!(layer_index("embeddings.word_embeddings.weight"), None);

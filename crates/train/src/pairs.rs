@@ -21,8 +21,7 @@ pub(crate) struct PairTokenizer {
 
 impl PairTokenizer {
     pub fn load(path: &Path, max_length: usize) -> Result<PairTokenizer> {
-        let mut base =
-            Tokenizer::from_file(path).map_err(|e| Error::model(path, e.to_string()))?;
+        let mut base = Tokenizer::from_file(path).map_err(|e| Error::model(path, e.to_string()))?;
         base.with_padding(None);
         let with = |strategy| -> Result<Tokenizer> {
             let mut t = base.clone();
@@ -81,7 +80,10 @@ pub(crate) fn pad_pairs(pairs: &[&Pair]) -> Result<(Tensor, Tensor, Tensor)> {
 /// Stack cached hidden states `[len_i, hidden]` into `[n, max_len, hidden]`
 /// with zero rows as padding, and the matching mask `[n, max_len]`.
 pub(crate) fn pad_hidden(states: &[&Tensor]) -> Result<(Tensor, Tensor)> {
-    let len = states.iter().map(|t| t.dim(0)).collect::<candle_core::Result<Vec<_>>>()?;
+    let len = states
+        .iter()
+        .map(|t| t.dim(0))
+        .collect::<candle_core::Result<Vec<_>>>()?;
     let max = len.iter().copied().max().unwrap_or(0);
     let padded = states
         .iter()

@@ -11,6 +11,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use serde::Serialize;
+use sift_bench::progress_bar;
 use sift_bert::{ModelFiles, ModelRole};
 use sift_core::{Config, ModelSource};
 use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
@@ -212,7 +213,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
 
     // Stage 1 over the corpus: the index is built (or completed) here.
     let phase = Instant::now();
-    let mut eval_options = sift_bench::EvalOptions::new(&options.dataset, &options.index, &options.out);
+    let mut eval_options =
+        sift_bench::EvalOptions::new(&options.dataset, &options.index, &options.out);
     eval_options.split = options.split.clone();
     eval_options.corpus = options.corpus.clone();
     eval_options.config = options.config.clone();
@@ -245,7 +247,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let validation_queries: Vec<_> = validation_ids.iter().map(|&i| queries[i].clone()).collect();
 
     let mut mining = MiningSummary::default();
-    let bar = progress_bar(options.progress, train_queries.len(), "mining hard negatives");
+    let bar = progress_bar(
+        options.progress,
+        train_queries.len(),
+        "mining hard negatives",
+    );
     let mut examples = data::mine_examples(
         engine,
         &train_queries,
@@ -268,7 +274,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             .flat_map(|q| qrels.get(&q.id).into_iter().flat_map(|j| j.keys().cloned()))
             .collect();
         let corpus_ids = engine.document_ids()?;
-        let bar = progress_bar(options.progress, options.weak_examples, "mining weak examples");
+        let bar = progress_bar(
+            options.progress,
+            options.weak_examples,
+            "mining weak examples",
+        );
         let weak = data::mine_weak_examples(
             engine,
             &corpus_ids,
@@ -283,7 +293,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         mining.weak_examples = weak.len();
         examples.extend(weak);
     }
-    let validation = data::validation_queries(engine, &validation_queries, options.validation_depth)?;
+    let validation =
+        data::validation_queries(engine, &validation_queries, options.validation_depth)?;
     let validation_qrels: Qrels = validation
         .iter()
         .filter_map(|v| qrels.get(&v.id).map(|j| (v.id.clone(), j.clone())))
@@ -310,8 +321,16 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let mut example_pairs = Vec::with_capacity(examples.len());
     for e in &examples {
         example_pairs.push(ExamplePairs {
-            positives: e.positives.iter().map(|p| add(&e.query, p)).collect::<Result<_>>()?,
-            negatives: e.negatives.iter().map(|p| add(&e.query, p)).collect::<Result<_>>()?,
+            positives: e
+                .positives
+                .iter()
+                .map(|p| add(&e.query, p))
+                .collect::<Result<_>>()?,
+            negatives: e
+                .negatives
+                .iter()
+                .map(|p| add(&e.query, p))
+                .collect::<Result<_>>()?,
         });
     }
     let validation_pairs: Vec<Vec<usize>> = validation
@@ -367,7 +386,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let steps_per_epoch = examples.len().div_ceil(options.queries_per_step);
     let total_steps = steps_per_epoch * options.epochs;
     let warmup = ((total_steps as f64) * options.warmup_fraction).ceil() as usize;
-    let evaluate_every = steps_per_epoch.div_ceil(options.evaluations_per_epoch).max(1);
+    let evaluate_every = steps_per_epoch
+        .div_ceil(options.evaluations_per_epoch)
+        .max(1);
 
     let mut history = Vec::new();
     let mut best = (f64::NEG_INFINITY, 0usize);
@@ -384,7 +405,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let phase = Instant::now();
     let first = validate(&net)?;
     validation_seconds += phase.elapsed().as_secs_f64();
-    tracing::info!(stage1 = validation_stage1, untrained = first, "validation nDCG@10 before training");
+    tracing::info!(
+        stage1 = validation_stage1,
+        untrained = first,
+        "validation nDCG@10 before training"
+    );
 
     let bar = progress_bar(options.progress, total_steps, "training");
     'epochs: for epoch in 0..options.epochs {
@@ -434,7 +459,13 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                     train_loss: loss_sum / loss_steps.max(1) as f64,
                     ndcg_at_10: ndcg,
                 };
-                tracing::info!(step, epoch = point.epoch, loss = point.train_loss, ndcg, "validation");
+                tracing::info!(
+                    step,
+                    epoch = point.epoch,
+                    loss = point.train_loss,
+                    ndcg,
+                    "validation"
+                );
                 bar.println(format!(
                     "step {step:>5}  epoch {:.2}  loss {:.4}  validation nDCG@10 {ndcg:.4} (stage 1 {validation_stage1:.4})",
                     point.epoch, point.train_loss
@@ -465,7 +496,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     if let Some(weights) = &best_weights {
         net.restore(weights)?;
     }
-    let dtype = if options.half_precision { DType::F16 } else { DType::F32 };
+    let dtype = if options.half_precision {
+        DType::F16
+    } else {
+        DType::F32
+    };
     net.save(
         &options.out,
         dtype,
@@ -476,8 +511,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     seconds.total = started.elapsed().as_secs_f64();
 
     let shape = &net.shape;
-    let flops_per_token_per_layer =
-        2.0 * (4 * shape.hidden_size * shape.hidden_size + 2 * shape.hidden_size * shape.intermediate_size) as f64;
+    let flops_per_token_per_layer = 2.0
+        * (4 * shape.hidden_size * shape.hidden_size
+            + 2 * shape.hidden_size * shape.intermediate_size) as f64;
     let train_flops = 3.0 * flops_per_token_per_layer * trainable as f64 * trained_tokens as f64;
     let report = TrainReport {
         options: options.clone(),
@@ -608,7 +644,10 @@ fn score_cached(
         for batch in part {
             let members: Vec<usize> = batch.iter().map(|&i| ids[i]).collect();
             let (x, mask) = pad_hidden(&cached(pairs, &members))?;
-            let logits = net.score_from(frozen, &x, &mask)?.detach().to_vec1::<f32>()?;
+            let logits = net
+                .score_from(frozen, &x, &mask)?
+                .detach()
+                .to_vec1::<f32>()?;
             out.extend(batch.iter().copied().zip(logits));
         }
         Ok(out)
@@ -661,12 +700,19 @@ fn document_run(query: &ValidationQuery, chunk_scores: &[f32]) -> Vec<(String, f
         let e = best.entry(p.doc_id.as_str()).or_insert(f32::MIN);
         *e = e.max(s);
     }
-    best.into_iter().map(|(d, s)| (d.to_owned(), f64::from(s))).collect()
+    best.into_iter()
+        .map(|(d, s)| (d.to_owned(), f64::from(s)))
+        .collect()
 }
 
 fn ndcg_at_10(qrels: &Qrels, run: &Run) -> f64 {
     let metric = Metric::ndcg(10);
-    let eval = evaluate(qrels, run, std::slice::from_ref(&metric), MissingQueries::Zero);
+    let eval = evaluate(
+        qrels,
+        run,
+        std::slice::from_ref(&metric),
+        MissingQueries::Zero,
+    );
     eval.mean.get(&metric.to_string()).copied().unwrap_or(0.0)
 }
 
@@ -686,22 +732,6 @@ fn copy_tokenizer_files(base: &ModelFiles, out: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn progress_bar(show: bool, len: usize, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(what.to_owned());
-    bar
 }
 
 #[cfg(test)]
@@ -727,21 +757,46 @@ mod tests {
         let net = CrossEncoderNet::load(&files, 5).unwrap();
         let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
         let data = [
-            ("close my account", ["how to close your account", "export your notes", "change the theme"]),
-            ("reset my password", ["reset a password from the sign-in page", "billing plans", "close your account"]),
+            (
+                "close my account",
+                [
+                    "how to close your account",
+                    "export your notes",
+                    "change the theme",
+                ],
+            ),
+            (
+                "reset my password",
+                [
+                    "reset a password from the sign-in page",
+                    "billing plans",
+                    "close your account",
+                ],
+            ),
         ];
         let mut pairs = Vec::new();
         for (query, passages) in data {
             for p in passages {
-                pairs.push(CachedPair { pair: tokenizer.encode(query, p).unwrap(), hidden: None });
+                pairs.push(CachedPair {
+                    pair: tokenizer.encode(query, p).unwrap(),
+                    hidden: None,
+                });
             }
         }
         cache_frozen_layers(&net, 4, &mut pairs, false).unwrap();
         let groups = vec![vec![0, 1, 2], vec![3, 4, 5]];
         let (body, head) = net.trainable_vars(2);
         assert_eq!((body.len(), head.len()), (2 * 16 + 2, 2));
-        let frozen_before = net.weight("encoder.layer.3.output.dense.weight").unwrap().copy().unwrap();
-        let trained_before = net.weight("encoder.layer.5.output.dense.weight").unwrap().copy().unwrap();
+        let frozen_before = net
+            .weight("encoder.layer.3.output.dense.weight")
+            .unwrap()
+            .copy()
+            .unwrap();
+        let trained_before = net
+            .weight("encoder.layer.5.output.dense.weight")
+            .unwrap()
+            .copy()
+            .unwrap();
         let mut body_opt = AdamW::new_lr(body, 1e-4).unwrap();
         let mut head_opt = AdamW::new_lr(head, 1e-2).unwrap();
         let (first, _) = loss_and_gradients(&net, 4, &pairs, &groups).unwrap();
@@ -755,15 +810,28 @@ mod tests {
         assert!(first > 0.5 && last < 0.5 * first, "loss {first} -> {last}");
         let moved = |before: &Tensor, name: &str| {
             let after = net.weight(name).unwrap();
-            (before - &after).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+            (before - &after)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
         };
-        assert_eq!(moved(&frozen_before, "encoder.layer.3.output.dense.weight"), 0.0);
+        assert_eq!(
+            moved(&frozen_before, "encoder.layer.3.output.dense.weight"),
+            0.0
+        );
         assert!(moved(&trained_before, "encoder.layer.5.output.dense.weight") > 0.0);
     }
 
     #[test]
     fn documents_take_their_best_chunk_score() {
-        let p = |d: &str| Passage { doc_id: d.into(), text: String::new() };
+        let p = |d: &str| Passage {
+            doc_id: d.into(),
+            text: String::new(),
+        };
         let q = ValidationQuery {
             id: "q".into(),
             query: "x".into(),
@@ -771,6 +839,12 @@ mod tests {
         };
         let mut run = document_run(&q, &[0.1, 0.5, 0.9]);
         run.sort_by(|x, y| x.0.cmp(&y.0));
-        assert_eq!(run, vec![("a".into(), f64::from(0.9f32)), ("b".into(), f64::from(0.5f32))]);
+        assert_eq!(
+            run,
+            vec![
+                ("a".into(), f64::from(0.9f32)),
+                ("b".into(), f64::from(0.5f32))
+            ]
+        );
     }
 }

@@ -105,8 +105,12 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&args.out)?;
 
     // ---- inputs ----
-    let bi_files = ModelFiles::from_dir(&args.bi_encoder)
-        .with_context(|| format!("bi-encoder {} (run `just fetch-models`)", args.bi_encoder.display()))?;
+    let bi_files = ModelFiles::from_dir(&args.bi_encoder).with_context(|| {
+        format!(
+            "bi-encoder {} (run `just fetch-models`)",
+            args.bi_encoder.display()
+        )
+    })?;
     let cross_dir = match &args.cross_encoder {
         Some(dir) => dir.clone(),
         None => default_cross_encoder(&args)?,
@@ -132,7 +136,12 @@ fn main() -> Result<()> {
         .collect();
     let relevant: BTreeSet<&str> = queries
         .iter()
-        .flat_map(|q| dataset.qrels[&q.id].iter().filter(|(_, &g)| g > 0).map(|(d, _)| d.as_str()))
+        .flat_map(|q| {
+            dataset.qrels[&q.id]
+                .iter()
+                .filter(|(_, &g)| g > 0)
+                .map(|(d, _)| d.as_str())
+        })
         .collect();
     let mut pool: Vec<usize> = (0..chunks.len())
         .filter(|&i| relevant.contains(chunks[i].doc_id.as_str()))
@@ -144,7 +153,11 @@ fn main() -> Result<()> {
     let rest: Vec<usize> = (0..chunks.len()).filter(|i| !chosen.contains(i)).collect();
     let need = args.passages.saturating_sub(pool.len());
     if need > rest.len() {
-        bail!("the corpus has {} chunks; asked for {}", chunks.len(), args.passages);
+        bail!(
+            "the corpus has {} chunks; asked for {}",
+            chunks.len(),
+            args.passages
+        );
     }
     for k in 0..need {
         pool.push(rest[k * rest.len() / need]);
@@ -155,7 +168,10 @@ fn main() -> Result<()> {
     // Reference f32 embeddings (also choose the candidates).
     let t = Instant::now();
     let reference_vectors = reference_bi.embed(&passages)?;
-    eprintln!("reference f32 embedding: {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "reference f32 embedding: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let query_vectors = reference_bi.embed(&query_texts)?;
     let candidates: Vec<Vec<usize>> = query_vectors
@@ -171,12 +187,20 @@ fn main() -> Result<()> {
         })
         .collect();
     let rerank_query = &queries[0].text;
-    let rerank_passages: Vec<&str> = candidates[0].iter().map(|&i| passages[i].as_str()).collect();
+    let rerank_passages: Vec<&str> = candidates[0]
+        .iter()
+        .map(|&i| passages[i].as_str())
+        .collect();
 
     // Token counts for useful FLOPs.
     let embed_lengths: Vec<usize> = passages
         .iter()
-        .map(|p| reference_bi.tokenizer().encode(p.as_str(), true).map(|e| e.len().min(256)))
+        .map(|p| {
+            reference_bi
+                .tokenizer()
+                .encode(p.as_str(), true)
+                .map(|e| e.len().min(256))
+        })
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let reference_cross = CrossEncoder::load(&cross_files, 512, args.rerank_batch_size)?;
@@ -202,7 +226,14 @@ fn main() -> Result<()> {
     let mut peers = if args.no_peers {
         None
     } else {
-        Peers::start(&args, &bi_files, &cross_dir, &passages, rerank_query, &rerank_passages)?
+        Peers::start(
+            &args,
+            &bi_files,
+            &cross_dir,
+            &passages,
+            rerank_query,
+            &rerank_passages,
+        )?
     };
 
     // ---- engine models ----
@@ -230,10 +261,18 @@ fn main() -> Result<()> {
                 let e = best.entry(passage_docs[i]).or_insert(f64::NEG_INFINITY);
                 *e = e.max(s as f64);
             }
-            run.insert(q.id.clone(), best.into_iter().map(|(d, s)| (d.to_owned(), s)).collect());
+            run.insert(
+                q.id.clone(),
+                best.into_iter().map(|(d, s)| (d.to_owned(), s)).collect(),
+            );
         }
         let metric = Metric::ndcg(10);
-        let eval = evaluate(&dataset.qrels, &run, &[metric.clone()], MissingQueries::Skip);
+        let eval = evaluate(
+            &dataset.qrels,
+            &run,
+            &[metric.clone()],
+            MissingQueries::Skip,
+        );
         eval.mean[&metric.to_string()]
     };
     let reference_ndcg = ndcg(&reference_logits);
@@ -242,7 +281,10 @@ fn main() -> Result<()> {
         let mut entry = serde_json::Map::new();
         if !args.skip_embed {
             let v = bi.embed(&passages)?;
-            entry.insert("embed_min_cosine_to_f32".into(), json!(min_cosine(&v, &reference_vectors)));
+            entry.insert(
+                "embed_min_cosine_to_f32".into(),
+                json!(min_cosine(&v, &reference_vectors)),
+            );
         }
         if !args.skip_rerank {
             let logits: Vec<Vec<f32>> = queries
@@ -253,9 +295,15 @@ fn main() -> Result<()> {
                     cross.score(&q.text, &ps)
                 })
                 .collect::<sift_bert::Result<_>>()?;
-            entry.insert("rerank_max_logit_diff_to_f32".into(), json!(max_diff(&logits, &reference_logits)));
+            entry.insert(
+                "rerank_max_logit_diff_to_f32".into(),
+                json!(max_diff(&logits, &reference_logits)),
+            );
             entry.insert("ndcg10".into(), json!(ndcg(&logits)));
-            entry.insert("ndcg10_minus_f32".into(), json!(ndcg(&logits) - reference_ndcg));
+            entry.insert(
+                "ndcg10_minus_f32".into(),
+                json!(ndcg(&logits) - reference_ndcg),
+            );
         }
         accuracy.insert(format!("engine-{mode}"), Value::Object(entry));
     }
@@ -269,13 +317,21 @@ fn main() -> Result<()> {
                 let t = Instant::now();
                 let v = bi.embed(&passages)?;
                 std::hint::black_box(v);
-                push(&mut embed_times, format!("engine-{mode}"), t.elapsed().as_secs_f64());
+                push(
+                    &mut embed_times,
+                    format!("engine-{mode}"),
+                    t.elapsed().as_secs_f64(),
+                );
             }
             if !args.skip_rerank {
                 let t = Instant::now();
                 let l = cross.score(rerank_query, &rerank_passages)?;
                 std::hint::black_box(l);
-                push(&mut rerank_times, format!("engine-{mode}"), t.elapsed().as_secs_f64());
+                push(
+                    &mut rerank_times,
+                    format!("engine-{mode}"),
+                    t.elapsed().as_secs_f64(),
+                );
             }
         }
         if let Some(p) = peers.as_mut() {
@@ -299,7 +355,10 @@ fn main() -> Result<()> {
             let mut entry = serde_json::Map::new();
             if let Some(v) = read_f32(&out_dir.join(format!("{name}.embed.f32")))? {
                 let rows: Vec<Vec<f32>> = v.chunks(384).map(|c| c.to_vec()).collect();
-                entry.insert("embed_min_cosine_to_engine_f32".into(), json!(min_cosine(&rows, &reference_vectors)));
+                entry.insert(
+                    "embed_min_cosine_to_engine_f32".into(),
+                    json!(min_cosine(&rows, &reference_vectors)),
+                );
             }
             if let Some(v) = read_f32(&out_dir.join(format!("{name}.rerank.f32")))? {
                 entry.insert(
@@ -340,8 +399,18 @@ fn main() -> Result<()> {
     });
     let path = args.out.join("speed.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    print_table(&args, &embed_times, &rerank_times, passages.len(), embed_gflop, rerank_gflop);
-    println!("\naccuracy (nDCG@10 of f32 on {} queries: {reference_ndcg:.4}):", queries.len());
+    print_table(
+        &args,
+        &embed_times,
+        &rerank_times,
+        passages.len(),
+        embed_gflop,
+        rerank_gflop,
+    );
+    println!(
+        "\naccuracy (nDCG@10 of f32 on {} queries: {reference_ndcg:.4}):",
+        queries.len()
+    );
     for (name, v) in &accuracy {
         println!("  {name:<12} {v}");
     }
@@ -405,7 +474,10 @@ fn summarize(times: &BTreeMap<String, Vec<f64>>) -> Value {
     let mut out = serde_json::Map::new();
     for (k, v) in times {
         let (min, median, max) = stats(v);
-        out.insert(k.clone(), json!({"min": min, "median": median, "max": max, "all": v}));
+        out.insert(
+            k.clone(),
+            json!({"min": min, "median": median, "max": max, "all": v}),
+        );
     }
     Value::Object(out)
 }
@@ -420,14 +492,20 @@ fn print_table(
 ) {
     let ort = |m: &BTreeMap<String, Vec<f64>>| m.get("ort-fp32").map(|v| stats(v).1);
     if !rerank.is_empty() {
-        println!("\nrerank {} pairs: seconds min / median / max over {} runs", args.pairs, args.runs);
+        println!(
+            "\nrerank {} pairs: seconds min / median / max over {} runs",
+            args.pairs, args.runs
+        );
         println!("| runner | min s | median s | max s | × ORT fp32 time | useful GFLOP/s | % of {:.0} peak |", args.peak_gflops);
         println!("|---|---|---|---|---|---|---|");
         for (name, v) in rerank {
             let (min, med, max) = stats(v);
             let ratio = ort(rerank).map_or("-".into(), |o| format!("{:.2}", med / o));
             let gf = rerank_gflop / med;
-            println!("| {name} | {min:.3} | {med:.3} | {max:.3} | {ratio} | {gf:.1} | {:.0} % |", 100.0 * gf / args.peak_gflops);
+            println!(
+                "| {name} | {min:.3} | {med:.3} | {max:.3} | {ratio} | {gf:.1} | {:.0} % |",
+                100.0 * gf / args.peak_gflops
+            );
         }
     }
     if !embed.is_empty() {
@@ -439,7 +517,13 @@ fn print_table(
             let n = passages as f64;
             let ratio = ort(embed).map_or("-".into(), |o| format!("{:.2}", o / med));
             let gf = embed_gflop / med;
-            println!("| {name} | {:.1} | {:.1} | {:.1} | {ratio} | {gf:.1} | {:.0} % |", n / min, n / med, n / max, 100.0 * gf / args.peak_gflops);
+            println!(
+                "| {name} | {:.1} | {:.1} | {:.1} | {ratio} | {gf:.1} | {:.0} % |",
+                n / min,
+                n / med,
+                n / max,
+                100.0 * gf / args.peak_gflops
+            );
         }
     }
 }
@@ -449,7 +533,12 @@ fn read_f32(path: &Path) -> Result<Option<Vec<f32>>> {
         return Ok(None);
     }
     let bytes = std::fs::read(path)?;
-    Ok(Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+    Ok(Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    ))
 }
 
 /// The committed cross-encoder under data/rerankers/, or else the parity
@@ -468,7 +557,10 @@ fn default_cross_encoder(args: &Args) -> Result<PathBuf> {
     }
     let dir = args.out.join("parity-cross-encoder");
     write_parity_checkpoint(&args.bi_encoder, &dir)?;
-    eprintln!("cross-encoder: none committed; the parity construction in {}", dir.display());
+    eprintln!(
+        "cross-encoder: none committed; the parity construction in {}",
+        dir.display()
+    );
     Ok(dir)
 }
 
@@ -483,15 +575,32 @@ fn write_parity_checkpoint(src: &Path, dir: &Path) -> Result<()> {
         .filter(|(name, _)| !name.ends_with("position_ids"))
         .map(|(name, t)| (format!("bert.{name}"), t))
         .collect();
-    let weight: Vec<f32> = (0..384).map(|i| (0.1 * ((i + 1) as f64).sin()) as f32).collect();
-    tensors.insert("classifier.weight".into(), Tensor::from_vec(weight, (1, 384), &Device::Cpu)?);
-    tensors.insert("classifier.bias".into(), Tensor::new(&[0.25f32], &Device::Cpu)?);
+    let weight: Vec<f32> = (0..384)
+        .map(|i| (0.1 * ((i + 1) as f64).sin()) as f32)
+        .collect();
+    tensors.insert(
+        "classifier.weight".into(),
+        Tensor::from_vec(weight, (1, 384), &Device::Cpu)?,
+    );
+    tensors.insert(
+        "classifier.bias".into(),
+        Tensor::new(&[0.25f32], &Device::Cpu)?,
+    );
     safetensors::save(&tensors, dir.join("model.safetensors"))?;
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json"))?)?;
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json"))?)?;
     config["num_labels"] = json!(1);
     config["architectures"] = json!(["BertForSequenceClassification"]);
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
-    for f in ["tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"] {
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ] {
         if src.join(f).is_file() {
             std::fs::copy(src.join(f), dir.join(f))?;
         }
@@ -517,7 +626,10 @@ impl Peers {
         candidates: &[&str],
     ) -> Result<Option<Peers>> {
         let ok = Command::new(&args.python)
-            .args(["-c", "import torch, transformers, sentence_transformers, onnxruntime, onnx"])
+            .args([
+                "-c",
+                "import torch, transformers, sentence_transformers, onnxruntime, onnx",
+            ])
             .stderr(Stdio::null())
             .status()
             .map(|s| s.success())
@@ -547,7 +659,10 @@ impl Peers {
         });
         let spec_path = args.out.join("peers-spec.json");
         std::fs::write(&spec_path, serde_json::to_string(&spec)?)?;
-        eprintln!("starting peers (the first run exports ONNX files into {}) …", args.out.join("onnx").display());
+        eprintln!(
+            "starting peers (the first run exports ONNX files into {}) …",
+            args.out.join("onnx").display()
+        );
         let mut child = Command::new(&args.python)
             .arg("eval/bench_peers.py")
             .arg(&spec_path)
@@ -561,11 +676,17 @@ impl Peers {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
         stdout.read_line(&mut line)?;
-        let ready: Value = serde_json::from_str(&line).with_context(|| format!("peers said {line:?}"))?;
+        let ready: Value =
+            serde_json::from_str(&line).with_context(|| format!("peers said {line:?}"))?;
         if ready.get("ready").is_none() {
             bail!("peers did not start: {line}");
         }
-        Ok(Some(Peers { child, stdin, stdout, out_dir }))
+        Ok(Some(Peers {
+            child,
+            stdin,
+            stdout,
+            out_dir,
+        }))
     }
 
     fn run(&mut self, workload: &str) -> Result<Vec<(String, f64)>> {
@@ -573,12 +694,16 @@ impl Peers {
         self.stdin.flush()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
-        let v: Value = serde_json::from_str(&line).with_context(|| format!("peers said {line:?}"))?;
+        let v: Value =
+            serde_json::from_str(&line).with_context(|| format!("peers said {line:?}"))?;
         let times = v
             .get(workload)
             .and_then(Value::as_object)
             .with_context(|| format!("peers said {line}"))?;
-        Ok(times.iter().map(|(k, s)| (k.clone(), s.as_f64().unwrap_or(f64::NAN))).collect())
+        Ok(times
+            .iter()
+            .map(|(k, s)| (k.clone(), s.as_f64().unwrap_or(f64::NAN)))
+            .collect())
     }
 
     fn finish(mut self) -> Result<()> {

@@ -50,7 +50,11 @@ fn rerank_scores(response: &Value) -> Vec<f64> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| h["scores"]["rerank"].as_f64().expect("every hit is reranked"))
+        .map(|h| {
+            h["scores"]["rerank"]
+                .as_f64()
+                .expect("every hit is reranked")
+        })
         .collect()
 }
 
@@ -77,40 +81,63 @@ fn pointwise_and_listwise_rerank_from_the_cli() {
     let sift = sandbox();
     let llm = search(&sift, &["--reranker", "llm"]);
     assert!(
-        llm["reranked_by"].as_str().unwrap().starts_with("llm pointwise"),
+        llm["reranked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("llm pointwise"),
         "{}",
         llm["reranked_by"]
     );
     let scores = rerank_scores(&llm);
     assert_eq!(scores.len(), 4);
-    assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "P(yes): {scores:?}");
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted: {scores:?}");
+    assert!(
+        scores.iter().all(|s| (0.0..=1.0).contains(s)),
+        "P(yes): {scores:?}"
+    );
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "sorted: {scores:?}"
+    );
     assert!(
         doc_id(&llm["hits"][0]).contains("two-factor"),
         "a 2FA page first: {}",
         doc_id(&llm["hits"][0])
     );
     // Greedy and deterministic: the same answer twice.
-    assert_eq!(scores_by_chunk(&llm), scores_by_chunk(&search(&sift, &["--reranker", "llm"])));
+    assert_eq!(
+        scores_by_chunk(&llm),
+        scores_by_chunk(&search(&sift, &["--reranker", "llm"]))
+    );
 
     // The instruction reaches the model (the scores move); whether it moves
     // them the way asked is another matter (README: not with a 270M base model).
     let instructed = search(
         &sift,
-        &["--reranker", "llm", "--instruction", "prefer recent documents"],
+        &[
+            "--reranker",
+            "llm",
+            "--instruction",
+            "prefer recent documents",
+        ],
     );
     assert_ne!(scores_by_chunk(&instructed), scores_by_chunk(&llm));
 
     let listwise = search(&sift, &["--reranker", "listwise"]);
     assert!(
-        listwise["reranked_by"].as_str().unwrap().starts_with("listwise"),
+        listwise["reranked_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("listwise"),
         "{}",
         listwise["reranked_by"]
     );
     let scores = rerank_scores(&listwise);
     let expected = [1.0, 0.5, 1.0 / 3.0, 0.25];
     assert!(
-        scores.iter().zip(expected).all(|(s, e)| (s - e).abs() < 1e-6),
+        scores
+            .iter()
+            .zip(expected)
+            .all(|(s, e)| (s - e).abs() < 1e-6),
         "1/rank of a full permutation: {scores:?}"
     );
 }
@@ -148,12 +175,22 @@ fn http_backend_against_sift_serve_matches_in_process() {
     let api = format!("{url}/v1");
     let remote = search(
         &sift,
-        &["--reranker", "llm", "--llm-backend", "http", "--llm-url", &api],
+        &[
+            "--reranker",
+            "llm",
+            "--llm-backend",
+            "http",
+            "--llm-url",
+            &api,
+        ],
     );
     server.kill().unwrap();
     server.wait().unwrap();
     assert!(
-        remote["reranked_by"].as_str().unwrap().contains("/v1/chat/completions"),
+        remote["reranked_by"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/chat/completions"),
         "{}",
         remote["reranked_by"]
     );
@@ -171,13 +208,23 @@ fn http_backend_against_sift_serve_matches_in_process() {
 fn a_missing_model_or_dead_endpoint_is_a_clear_error() {
     let sift = sandbox();
     let err = sift.fails(&[
-        "search", QUERY, "--reranker", "llm", "--llm-gguf", "no-such.gguf",
+        "search",
+        QUERY,
+        "--reranker",
+        "llm",
+        "--llm-gguf",
+        "no-such.gguf",
     ]);
     assert!(err.contains("llm reranker is unavailable"), "{err}");
     assert!(err.contains("just fetch-llm"), "{err}");
     let not_gguf = sift.write("fake.gguf", "not a model");
     let err = sift.fails(&[
-        "search", QUERY, "--reranker", "listwise", "--llm-gguf", not_gguf.to_str().unwrap(),
+        "search",
+        QUERY,
+        "--reranker",
+        "listwise",
+        "--llm-gguf",
+        not_gguf.to_str().unwrap(),
     ]);
     assert!(err.contains("not a readable GGUF file"), "{err}");
     // A closed port: connection refused, retried, then a clear error.
@@ -188,8 +235,23 @@ fn a_missing_model_or_dead_endpoint_is_a_clear_error() {
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let err = sift.fails(&[
-        "search", QUERY, "--reranker", "llm", "--llm-backend", "http", "--llm-url", &url,
-        "--llm-retries", "1", "--depth", "2", "--k", "1",
+        "search",
+        QUERY,
+        "--reranker",
+        "llm",
+        "--llm-backend",
+        "http",
+        "--llm-url",
+        &url,
+        "--llm-retries",
+        "1",
+        "--depth",
+        "2",
+        "--k",
+        "1",
     ]);
-    assert!(err.contains("LLM endpoint") && err.contains("after 2 tries"), "{err}");
+    assert!(
+        err.contains("LLM endpoint") && err.contains("after 2 tries"),
+        "{err}"
+    );
 }

@@ -67,7 +67,12 @@ fn training_is_deterministic_and_its_checkpoint_reranks_search() {
         weights("ce-a") != weights("ce-c"),
         "the seed changed nothing"
     );
-    for file in ["config.json", "tokenizer.json", "vocab.txt", "training.json"] {
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "vocab.txt",
+        "training.json",
+    ] {
         assert!(sift.path("ce-a").join(file).is_file(), "no {file}");
     }
     let report: serde_json::Value =
@@ -122,7 +127,8 @@ fn offline_search_falls_back_to_the_committed_reranker() {
         .canonicalize()
         .unwrap();
     std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
-    std::os::unix::fs::symlink(&bundled, sift.path("data/rerankers/sift-minilm-l6-scifact")).unwrap();
+    std::os::unix::fs::symlink(&bundled, sift.path("data/rerankers/sift-minilm-l6-scifact"))
+        .unwrap();
     for file in [
         "accounts/close-your-account.md",
         "data-retention/what-happens-to-your-data-after-account-closure.md",
