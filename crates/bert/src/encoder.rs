@@ -84,12 +84,23 @@ impl Encoder {
                 config.hidden_act
             )));
         }
-        if !matches!(config.position_embedding_type, PositionEmbeddingType::Absolute) {
-            return Err(unsupported("only absolute position embeddings are implemented".into()));
+        if !matches!(
+            config.position_embedding_type,
+            PositionEmbeddingType::Absolute
+        ) {
+            return Err(unsupported(
+                "only absolute position embeddings are implemented".into(),
+            ));
         }
-        let (h, i, heads) = (config.hidden_size, config.intermediate_size, config.num_attention_heads);
+        let (h, i, heads) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.num_attention_heads,
+        );
         if h % heads != 0 {
-            return Err(unsupported(format!("hidden size {h} is not a multiple of {heads} heads")));
+            return Err(unsupported(format!(
+                "hidden size {h} is not a multiple of {heads} heads"
+            )));
         }
         let emb = vb.pp("embeddings");
         let linear = |vb: VarBuilder, n: usize, k: usize| -> Result<PackedLinear> {
@@ -118,8 +129,16 @@ impl Encoder {
         }
         Ok(Encoder {
             word: vec(&emb.pp("word_embeddings"), (config.vocab_size, h), "weight")?,
-            position: vec(&emb.pp("position_embeddings"), (config.max_position_embeddings, h), "weight")?,
-            token_type: vec(&emb.pp("token_type_embeddings"), (config.type_vocab_size, h), "weight")?,
+            position: vec(
+                &emb.pp("position_embeddings"),
+                (config.max_position_embeddings, h),
+                "weight",
+            )?,
+            token_type: vec(
+                &emb.pp("token_type_embeddings"),
+                (config.type_vocab_size, h),
+                "weight",
+            )?,
             ln_embed: layer_norm(emb.pp("LayerNorm"), h)?,
             layers,
             hidden: h,
@@ -160,7 +179,11 @@ impl Encoder {
                     ))));
                 }
                 let dst = &mut x[row * h..][..h];
-                let (w, p, t) = (&self.word[id * h..][..h], &self.position[pos * h..][..h], &self.token_type[ty * h..][..h]);
+                let (w, p, t) = (
+                    &self.word[id * h..][..h],
+                    &self.position[pos * h..][..h],
+                    &self.token_type[ty * h..][..h],
+                );
                 for j in 0..h {
                     dst[j] = w[j] + p[j] + t[j];
                 }
@@ -168,7 +191,13 @@ impl Encoder {
             }
         }
         let zeros = vec![0f32; tokens * h];
-        kernels::residual_layer_norm(&mut x, &zeros, &self.ln_embed.gamma, &self.ln_embed.beta, self.eps);
+        kernels::residual_layer_norm(
+            &mut x,
+            &zeros,
+            &self.ln_embed.gamma,
+            &self.ln_embed.beta,
+            self.eps,
+        );
         drop(zeros);
 
         let mut qkv = vec![0f32; tokens * 3 * h];
@@ -179,17 +208,33 @@ impl Encoder {
             layer.qkv.forward(&x, tokens, &mut qkv);
             kernels::attention(&qkv, &offsets, self.heads, &mut ctx);
             layer.attn_out.forward(&ctx, tokens, &mut y);
-            kernels::residual_layer_norm(&mut y, &x, &layer.ln_attn.gamma, &layer.ln_attn.beta, self.eps);
+            kernels::residual_layer_norm(
+                &mut y,
+                &x,
+                &layer.ln_attn.gamma,
+                &layer.ln_attn.beta,
+                self.eps,
+            );
             layer.ffn_in.forward(&y, tokens, &mut inter);
             kernels::gelu_erf(&mut inter);
             layer.ffn_out.forward(&inter, tokens, &mut x);
-            kernels::residual_layer_norm(&mut x, &y, &layer.ln_ffn.gamma, &layer.ln_ffn.beta, self.eps);
+            kernels::residual_layer_norm(
+                &mut x,
+                &y,
+                &layer.ln_ffn.gamma,
+                &layer.ln_ffn.beta,
+                self.eps,
+            );
         }
         Ok(Packed { hidden: x, offsets })
     }
 
     /// `[rows, hidden]` rows as a tensor (for the heads that stay in candle).
     pub fn rows_tensor(&self, rows: Vec<f32>, n: usize) -> Result<Tensor> {
-        Ok(Tensor::from_vec(rows, (n, self.hidden), &candle_core::Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            rows,
+            (n, self.hidden),
+            &candle_core::Device::Cpu,
+        )?)
     }
 }

@@ -52,14 +52,7 @@ impl Bert {
         };
         let encoder =
             Encoder::load(body.clone(), &config, kind).map_err(|e| invalid(&files.weights, e))?;
-        Ok((
-            Bert {
-                encoder,
-                config,
-            },
-            root,
-            body,
-        ))
+        Ok((Bert { encoder, config }, root, body))
     }
 
     pub fn hidden_size(&self) -> usize {

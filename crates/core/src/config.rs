@@ -549,17 +549,27 @@ mod tests {
         for kind in RerankerKind::ALL {
             assert_eq!(kind.as_str().parse::<RerankerKind>().unwrap(), kind);
             let toml = format!("[search]\nreranker = \"{kind}\"\n");
-            assert_eq!(toml::from_str::<Config>(&toml).unwrap().search.reranker, kind);
+            assert_eq!(
+                toml::from_str::<Config>(&toml).unwrap().search.reranker,
+                kind
+            );
         }
         assert!("bm25".parse::<RerankerKind>().is_err());
-        let c: Config = toml::from_str("[rerank.llm]\nbackend = \"http\"\nwindow = 4\nstep = 2\n").unwrap();
+        let c: Config =
+            toml::from_str("[rerank.llm]\nbackend = \"http\"\nwindow = 4\nstep = 2\n").unwrap();
         assert_eq!(c.rerank.llm.backend, LlmBackend::Http);
         c.validate().unwrap();
         let bad: Config = toml::from_str("[rerank.llm]\nwindow = 4\nstep = 4\n").unwrap();
         assert!(bad.validate().is_err());
-        let long = SearchOptions::default().instruction(Some("x".repeat(MAX_INSTRUCTION_CHARS + 1)));
+        let long =
+            SearchOptions::default().instruction(Some("x".repeat(MAX_INSTRUCTION_CHARS + 1)));
         assert!(long.validate().is_err());
-        assert_eq!(SearchOptions::default().instruction(Some("  ".into())).instruction, None);
+        assert_eq!(
+            SearchOptions::default()
+                .instruction(Some("  ".into()))
+                .instruction,
+            None
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ use sift_core::{
     validate_query, Candidate, Chunk, ChunkId, ChunkingConfig, Config, Document, LlmBackend,
     RerankerKind, SearchOptions, Stage, StageTimings,
 };
-use sift_llm::{GgufModel, HttpModel, LanguageModel};
 use sift_fusion::reciprocal_rank_fusion;
 use sift_lexical::LexicalIndex;
+use sift_llm::{GgufModel, HttpModel, LanguageModel};
 use sift_rerank::{
     CrossEncoderReranker, ListwiseReranker, LlmPointwiseReranker, RerankQuery, Reranker,
 };
@@ -293,9 +293,7 @@ impl Engine {
             .get_or_init(|| {
                 let c = &self.config.rerank.llm;
                 match c.backend {
-                    LlmBackend::Gguf => self
-                        .gguf_model()
-                        .map(|m| m as Arc<dyn LanguageModel>),
+                    LlmBackend::Gguf => self.gguf_model().map(|m| m as Arc<dyn LanguageModel>),
                     LlmBackend::Http => HttpModel::builder(&c.url)
                         .model(&c.model)
                         .api_key(std::env::var(&c.api_key_env).ok())
@@ -566,13 +564,8 @@ impl Engine {
         k: usize,
         timings: &mut StageTimings,
     ) -> Result<(Vec<Candidate>, Option<String>)> {
-        let (hits, by, _) = self.rerank_with(
-            query,
-            &SearchOptions::default(),
-            candidates,
-            k,
-            timings,
-        )?;
+        let (hits, by, _) =
+            self.rerank_with(query, &SearchOptions::default(), candidates, k, timings)?;
         Ok((hits, by))
     }
 
@@ -593,9 +586,7 @@ impl Engine {
         let reranker = match self.reranker_of(kind) {
             Ok(r) => r,
             Err(why) if kind == RerankerKind::CrossEncoder => {
-                let notice = format!(
-                    "not reranked: {why}; hits are in stage-1 (hybrid RRF) order"
-                );
+                let notice = format!("not reranked: {why}; hits are in stage-1 (hybrid RRF) order");
                 return Ok((candidates.into_iter().take(k).collect(), None, Some(notice)));
             }
             Err(why) => return Err(Error::RerankerUnavailable { kind, why }),

@@ -406,9 +406,15 @@ fn chunks_finds_many_ids_across_segments() {
 #[test]
 fn document_ids_lists_live_documents_across_segments() {
     let (_dir, index) = new_index();
-    add_all(&index, &[chunk("b", 0, "", "one"), chunk("a", 0, "", "two")]);
+    add_all(
+        &index,
+        &[chunk("b", 0, "", "one"), chunk("a", 0, "", "two")],
+    );
     index.commit().unwrap();
-    add_all(&index, &[chunk("c", 0, "", "three"), chunk("a", 1, "", "four")]);
+    add_all(
+        &index,
+        &[chunk("c", 0, "", "three"), chunk("a", 1, "", "four")],
+    );
     index.delete_document("b").unwrap();
     index.commit().unwrap();
     assert_eq!(index.document_ids().unwrap(), ["a", "c"]);

@@ -6,7 +6,9 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: llm_probe MODEL.gguf PROMPT")?;
-    let prompt = args.next().unwrap_or_else(|| "The capital of France is".into());
+    let prompt = args
+        .next()
+        .unwrap_or_else(|| "The capital of France is".into());
     let t = Instant::now();
     let model = GgufModel::builder(&path).load()?;
     println!("loaded in {:.2}s", t.elapsed().as_secs_f64());

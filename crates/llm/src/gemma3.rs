@@ -115,7 +115,6 @@ pub(crate) struct Cache {
     pos: usize,
 }
 
-
 pub(crate) struct Gemma3 {
     cfg: Gemma3Config,
     /// Token embeddings (dequantised to f32 for the lookup).
@@ -231,9 +230,14 @@ impl Gemma3 {
         if !self.tied {
             return Ok(None);
         }
-        let last = self.forward_hidden(tokens, cache)?.flatten_all()?.unsqueeze(0)?;
+        let last = self
+            .forward_hidden(tokens, cache)?
+            .flatten_all()?
+            .unsqueeze(0)?;
         let rows = self.embed.index_select(ids, 0)?;
-        Ok(Some(last.matmul(&rows.t()?)?.flatten_all()?.to_vec1::<f32>()?))
+        Ok(Some(
+            last.matmul(&rows.t()?)?.flatten_all()?.to_vec1::<f32>()?,
+        ))
     }
 
     /// The final-normed hidden state after the last of `tokens`, (1, 1, hidden).
@@ -251,10 +255,7 @@ impl Gemma3 {
             );
         }
         let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self
-            .embed
-            .index_select(&ids, 0)?
-            .unsqueeze(0)?;
+        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
         x = (x * (self.cfg.hidden as f64).sqrt())?;
         for (layer, kv) in self.layers.iter().zip(cache.kv.iter_mut()) {
             let residual = x.clone();

@@ -193,11 +193,17 @@ impl HttpModel {
             .and_then(|c| c.get(0))
             .ok_or_else(|| self.bad("no choices[0] in the answer"))?;
         let logprobs = choice.get("logprobs").filter(|l| !l.is_null());
-        if logprobs.is_some_and(|l| l.get("content").and_then(Value::as_array).is_some_and(|c| c.is_empty())) {
+        if logprobs.is_some_and(|l| {
+            l.get("content")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.is_empty())
+        }) {
             // The model stopped at once: nothing is known about the choices.
             return Ok(vec![None; choices.len()]);
         }
-        let first = logprobs.and_then(|l| l.get("content")).and_then(|c| c.get(0));
+        let first = logprobs
+            .and_then(|l| l.get("content"))
+            .and_then(|c| c.get(0));
         if let Some(first) = first {
             let mut found: Vec<Option<f32>> = vec![None; choices.len()];
             let mut entries: Vec<(&str, f32)> = Vec::new();
@@ -368,9 +374,7 @@ mod tests {
             .unwrap();
         let err = model.complete("hi", 3, None).unwrap_err().to_string();
         assert!(err.contains("after 2 tries"), "{err}");
-        let err = model
-            .complete("hi", 3, Some(Instant::now()))
-            .unwrap_err();
+        let err = model.complete("hi", 3, Some(Instant::now())).unwrap_err();
         assert!(matches!(err, Error::BudgetExhausted), "{err}");
     }
 }

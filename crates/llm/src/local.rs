@@ -88,8 +88,14 @@ impl GgufModel {
             message,
         })?;
         let started = Instant::now();
-        let model = Gemma3::load(&content, &mut file, b.max_positions, b.dequantize, &Device::Cpu)
-            .map_err(|e| gguf_err(format!("not a Gemma 3 model this build can run ({e})")))?;
+        let model = Gemma3::load(
+            &content,
+            &mut file,
+            b.max_positions,
+            b.dequantize,
+            &Device::Cpu,
+        )
+        .map_err(|e| gguf_err(format!("not a Gemma 3 model this build can run ({e})")))?;
         tracing::info!(
             path = %path.display(),
             ms = started.elapsed().as_millis() as u64,

@@ -27,8 +27,12 @@ pub trait LanguageModel: Send + Sync {
 
     /// Greedy (deterministic) continuation of `prompt`, at most `max_tokens`
     /// tokens, ending early at the end-of-turn/end-of-text token.
-    fn complete(&self, prompt: &str, max_tokens: usize, deadline: Option<Instant>)
-        -> Result<String>;
+    fn complete(
+        &self,
+        prompt: &str,
+        max_tokens: usize,
+        deadline: Option<Instant>,
+    ) -> Result<String>;
 
     /// Like [`LanguageModel::complete`], but the answer may use only tokens
     /// made of `alphabet`'s characters (constrained greedy decoding): the

@@ -331,7 +331,11 @@ mod tests {
         let ids = t.encode("hé");
         assert_eq!(ids.len(), 3);
         assert_eq!(t.decode(&ids), "hé");
-        assert_eq!(t.decode(&[1, ids[0], 2]), "h", "control tokens are not text");
+        assert_eq!(
+            t.decode(&[1, ids[0], 2]),
+            "h",
+            "control tokens are not text"
+        );
         assert!(t.encode("").is_empty());
     }
 }

@@ -160,7 +160,13 @@ mod tests {
             candidate(3, "billing", 0.7),
             candidate(4, "your data after you close", 0.6),
         ];
-        let top = rerank(&WordOverlap, &RerankQuery::new("data close account"), candidates, 2).unwrap();
+        let top = rerank(
+            &WordOverlap,
+            &RerankQuery::new("data close account"),
+            candidates,
+            2,
+        )
+        .unwrap();
         assert_eq!(
             top.iter().map(|c| c.chunk.id.0).collect::<Vec<_>>(),
             vec![2, 4]

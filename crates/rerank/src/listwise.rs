@@ -169,11 +169,17 @@ mod tests {
         // Missing ids follow in input order.
         assert_eq!(parse_permutation("[3]", 4), vec![2, 0, 1, 3]);
         // Repeats and invented ids are dropped.
-        assert_eq!(parse_permutation("[2] > [2] > [9] > [0] > [1]", 3), vec![1, 0, 2]);
+        assert_eq!(
+            parse_permutation("[2] > [2] > [9] > [0] > [1]", 3),
+            vec![1, 0, 2]
+        );
         // Garbage, empty, huge numbers.
         assert_eq!(parse_permutation("I think so!", 2), vec![0, 1]);
         assert_eq!(parse_permutation("", 0), Vec::<usize>::new());
-        assert_eq!(parse_permutation("99999999999999999999999 1", 2), vec![0, 1]);
+        assert_eq!(
+            parse_permutation("99999999999999999999999 1", 2),
+            vec![0, 1]
+        );
         assert_eq!(parse_permutation("10, 1", 10)[..2], [9, 0]);
     }
 }
@@ -209,7 +215,13 @@ mod window_tests {
                 .lines()
                 .filter_map(|l| {
                     let id = l.strip_prefix('[')?.split(']').next()?.parse().ok()?;
-                    let rel = l.split("rel ").nth(1)?.split_whitespace().next()?.parse().ok()?;
+                    let rel = l
+                        .split("rel ")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()?;
                     Some((id, rel))
                 })
                 .collect();
@@ -272,16 +284,25 @@ mod window_tests {
         });
         let reranker = ListwiseReranker::new(oracle, 3, 1, 200);
         let run = || {
-            crate::rerank(&reranker, &RerankQuery::new("q"), candidates(&[0, 1, 2, 3, 4]), 5)
-                .unwrap()
-                .iter()
-                .map(|c| c.chunk.id.0)
-                .collect::<Vec<_>>()
+            crate::rerank(
+                &reranker,
+                &RerankQuery::new("q"),
+                candidates(&[0, 1, 2, 3, 4]),
+                5,
+            )
+            .unwrap()
+            .iter()
+            .map(|c| c.chunk.id.0)
+            .collect::<Vec<_>>()
         };
         let first = run();
         let mut sorted = first.clone();
         sorted.sort();
-        assert_eq!(sorted, vec![0, 1, 2, 3, 4], "a permutation: nothing lost or doubled");
+        assert_eq!(
+            sorted,
+            vec![0, 1, 2, 3, 4],
+            "a permutation: nothing lost or doubled"
+        );
         assert_eq!(first, run());
     }
 }

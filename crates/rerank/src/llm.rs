@@ -113,17 +113,29 @@ mod tests {
             metadata: Default::default(),
         };
         chunk.metadata.insert("date".into(), "2025-11-20".into());
-        let c = Candidate { chunk, scores: Scores::default() };
+        let c = Candidate {
+            chunk,
+            scores: Scores::default(),
+        };
         let q = RerankQuery::new("how do I set up 2FA");
         let plain = pointwise_prompt(&q, &Passage::of(&c, 100));
-        for line in ["Title: Set up 2FA", "Date: 2025-11-20", "Source: security/2fa.md", "Text: Use a passkey. Or an app.", "Search query: how do I set up 2FA"] {
+        for line in [
+            "Title: Set up 2FA",
+            "Date: 2025-11-20",
+            "Source: security/2fa.md",
+            "Text: Use a passkey. Or an app.",
+            "Search query: how do I set up 2FA",
+        ] {
             assert!(plain.contains(line), "{line:?} in\n{plain}");
         }
         assert!(plain.ends_with("Answer:"), "the next token is the answer");
         assert!(!plain.contains("instruction"));
         let q = q.instruction(Some("prefer recent documents"));
         let told = pointwise_prompt(&q, &Passage::of(&c, 100));
-        assert!(told.contains("Searcher's instruction: prefer recent documents"), "{told}");
+        assert!(
+            told.contains("Searcher's instruction: prefer recent documents"),
+            "{told}"
+        );
     }
 
     #[test]

@@ -656,7 +656,11 @@ pub(crate) async fn chat_completions(
                 content: generation.text,
             },
             logprobs,
-            finish_reason: if generation.finished { "stop" } else { "length" },
+            finish_reason: if generation.finished {
+                "stop"
+            } else {
+                "length"
+            },
         }],
         usage: ChatUsage {
             prompt_tokens: generation.prompt_tokens,

@@ -332,12 +332,21 @@ fn llm_routes_without_a_model_answer_clearly() {
     }
     for kind in ["llm", "listwise"] {
         let m = s
-            .post("/search", &json!({"query": "close my account", "reranker": kind}))
+            .post(
+                "/search",
+                &json!({"query": "close my account", "reranker": kind}),
+            )
             .assert_error(503, "reranker_unavailable");
-        assert!(m.contains(&format!("the {kind} reranker is unavailable")), "{m}");
+        assert!(
+            m.contains(&format!("the {kind} reranker is unavailable")),
+            "{m}"
+        );
     }
     let m = s
-        .post("/search", &json!({"query": "close my account", "reranker": "bm25"}))
+        .post(
+            "/search",
+            &json!({"query": "close my account", "reranker": "bm25"}),
+        )
         .assert_error(422, "invalid_request");
     assert!(m.contains("reranker"), "{m}");
     // Without stage 2 the LLM is never asked, and an instruction is accepted.

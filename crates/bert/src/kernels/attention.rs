@@ -25,7 +25,11 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
         return;
     }
     let hidden = ctx.len() / tokens;
-    assert_eq!(qkv.len(), tokens * 3 * hidden, "qkv is not [tokens, 3 * hidden]");
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "qkv is not [tokens, 3 * hidden]"
+    );
     let d = hidden / heads;
     let stride = (3 * hidden) as isize;
     let scale = 1.0 / (d as f32).sqrt();
@@ -48,13 +52,24 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
             unsafe {
                 // S[len, len] = Q[len, d] · Kᵀ[d, len] · scale
                 gemm::gemm(
-                    len, len, d,
-                    s.as_mut_ptr(), 1, len as isize,
+                    len,
+                    len,
+                    d,
+                    s.as_mut_ptr(),
+                    1,
+                    len as isize,
                     false,
-                    q, 1, stride,
-                    k, stride, 1,
-                    0.0, scale,
-                    false, false, false,
+                    q,
+                    1,
+                    stride,
+                    k,
+                    stride,
+                    1,
+                    0.0,
+                    scale,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::None,
                 );
             }
@@ -65,13 +80,24 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
             unsafe {
                 // ctx[len, d] = P[len, len] · V[len, d]
                 gemm::gemm(
-                    len, d, len,
-                    ctx[start * hidden + h * d..].as_mut_ptr(), 1, hidden as isize,
+                    len,
+                    d,
+                    len,
+                    ctx[start * hidden + h * d..].as_mut_ptr(),
+                    1,
+                    hidden as isize,
                     false,
-                    s.as_ptr(), 1, len as isize,
-                    v, 1, stride,
-                    0.0, 1.0,
-                    false, false, false,
+                    s.as_ptr(),
+                    1,
+                    len as isize,
+                    v,
+                    1,
+                    stride,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::None,
                 );
             }
@@ -94,7 +120,9 @@ mod tests {
                 for i in w[0]..w[1] {
                     let s: Vec<f64> = (w[0]..w[1])
                         .map(|j| {
-                            (0..d).map(|x| at(i, h * d + x) * at(j, hidden + h * d + x)).sum::<f64>()
+                            (0..d)
+                                .map(|x| at(i, h * d + x) * at(j, hidden + h * d + x))
+                                .sum::<f64>()
                                 / (d as f64).sqrt()
                         })
                         .collect();

@@ -181,7 +181,15 @@ mod bf16_avx512 {
     /// `panels` `n * k` bf16 in the layout of `PackedLinear`, `out` at least
     /// `[m, n]`, `k` even and `n` a multiple of 64.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn gemm(a: &[u16], m: usize, k: usize, panels: &[u16], n: usize, bias: &[f32], out: &mut [f32]) {
+    pub unsafe fn gemm(
+        a: &[u16],
+        m: usize,
+        k: usize,
+        panels: &[u16],
+        n: usize,
+        bias: &[f32],
+        out: &mut [f32],
+    ) {
         for mc in (0..m).step_by(MC) {
             let mc_end = (mc + MC).min(m);
             for p in 0..n / NR {
@@ -189,7 +197,14 @@ mod bf16_avx512 {
                 let bias = bias.as_ptr().add(p * NR);
                 let mut r = mc;
                 while r + MR <= mc_end {
-                    tile::<MR>(a.as_ptr().add(r * k), k, panel, bias, out.as_mut_ptr().add(r * n + p * NR), n);
+                    tile::<MR>(
+                        a.as_ptr().add(r * k),
+                        k,
+                        panel,
+                        bias,
+                        out.as_mut_ptr().add(r * n + p * NR),
+                        n,
+                    );
                     r += MR;
                 }
                 let rest = mc_end - r;
@@ -213,7 +228,14 @@ mod bf16_avx512 {
     /// panel, `bias` at 64 floats and `c` at `R` rows of stride `ldc` with
     /// 64 writable floats each.
     #[inline(always)]
-    unsafe fn tile<const R: usize>(a: *const u16, k: usize, panel: *const u16, bias: *const f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile<const R: usize>(
+        a: *const u16,
+        k: usize,
+        panel: *const u16,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); 4]; R];
         let b0 = [
             _mm512_loadu_ps(bias),
@@ -230,9 +252,15 @@ mod bf16_avx512 {
             let bp = panel.add(t * 2 * NR);
             let b: [__m512bh; 4] = [
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp as *const __m512i)),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(32) as *const __m512i)),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(64) as *const __m512i)),
-                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp.add(96) as *const __m512i)),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    bp.add(32) as *const __m512i
+                )),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    bp.add(64) as *const __m512i
+                )),
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                    bp.add(96) as *const __m512i
+                )),
             ];
             for (r, row) in acc.iter_mut().enumerate() {
                 let pair = a32.add(r * lda + t).read_unaligned() as i32;
@@ -256,7 +284,9 @@ mod tests {
     use super::*;
 
     fn data(len: usize, seed: f32) -> Vec<f32> {
-        (0..len).map(|i| (i as f32 * 0.731 + seed).sin() * 1.7).collect()
+        (0..len)
+            .map(|i| (i as f32 * 0.731 + seed).sin() * 1.7)
+            .collect()
     }
 
     /// Plain triple loop in f64 on the given (possibly rounded) operands.
@@ -265,7 +295,9 @@ mod tests {
         for i in 0..m {
             for j in 0..n {
                 out[i * n + j] = b[j] as f64
-                    + (0..k).map(|x| a[i * k + x] as f64 * w[j * k + x] as f64).sum::<f64>();
+                    + (0..k)
+                        .map(|x| a[i * k + x] as f64 * w[j * k + x] as f64)
+                        .sum::<f64>();
             }
         }
         out
@@ -297,10 +329,14 @@ mod tests {
             assert_eq!(lin.kind(), Matmul::Bf16);
             let mut out = vec![0f32; m * n];
             lin.forward(&a, m, &mut out);
-            let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
+            let round =
+                |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
             let want = reference(&round(&a), &round(&w), &b, m, n, k);
             for (i, (g, r)) in out.iter().zip(&want).enumerate() {
-                assert!((*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()), "({m},{n},{k}) {i}: {g} vs {r}");
+                assert!(
+                    (*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()),
+                    "({m},{n},{k}) {i}: {g} vs {r}"
+                );
             }
         }
     }

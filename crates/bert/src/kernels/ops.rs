@@ -184,7 +184,10 @@ mod tests {
         for i in -2000..=2000 {
             let x = i as f32 * 0.04;
             let (got, want) = (exp_approx(x) as f64, (x as f64).exp());
-            assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, want {want}"
+            );
         }
         assert_eq!(exp_approx(-1000.0) < 1e-37, true);
     }
@@ -194,7 +197,11 @@ mod tests {
         for i in -60..=60 {
             let x = i as f64 * 0.1;
             let got = erf_approx(x as f32) as f64;
-            assert!((got - erf_ref(x)).abs() < 5e-7, "erf({x}) = {got} want {}", erf_ref(x));
+            assert!(
+                (got - erf_ref(x)).abs() < 5e-7,
+                "erf({x}) = {got} want {}",
+                erf_ref(x)
+            );
         }
     }
 
@@ -233,19 +240,26 @@ mod tests {
     fn layer_norm_matches_plain_code() {
         let h = 384;
         let rows = 3;
-        let x: Vec<f32> = (0..h * rows).map(|i| (i as f32 * 0.7).sin() * 3.0 + 1.0).collect();
+        let x: Vec<f32> = (0..h * rows)
+            .map(|i| (i as f32 * 0.7).sin() * 3.0 + 1.0)
+            .collect();
         let res: Vec<f32> = (0..h * rows).map(|i| (i as f32 * 0.3).cos()).collect();
         let gamma: Vec<f32> = (0..h).map(|i| 1.0 + (i as f32).sin() * 0.1).collect();
         let beta: Vec<f32> = (0..h).map(|i| (i as f32).cos() * 0.1).collect();
         let mut got = x.clone();
         residual_layer_norm(&mut got, &res, &gamma, &beta, 1e-12);
         for r in 0..rows {
-            let v: Vec<f64> = (0..h).map(|i| (x[r * h + i] + res[r * h + i]) as f64).collect();
+            let v: Vec<f64> = (0..h)
+                .map(|i| (x[r * h + i] + res[r * h + i]) as f64)
+                .collect();
             let mean = v.iter().sum::<f64>() / h as f64;
             let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / h as f64;
             for i in 0..h {
                 let want = (v[i] - mean) / (var + 1e-12).sqrt() * gamma[i] as f64 + beta[i] as f64;
-                assert!((got[r * h + i] as f64 - want).abs() < 2e-5, "row {r} col {i}");
+                assert!(
+                    (got[r * h + i] as f64 - want).abs() < 2e-5,
+                    "row {r} col {i}"
+                );
             }
         }
     }
