@@ -465,7 +465,10 @@ impl EvalRun {
         )?;
         let scores = hits
             .into_iter()
-            .filter_map(|c| c.scores.rerank.map(|s| (c.chunk.id, (s, c.chunk.doc_id))))
+            .filter_map(|c| {
+                let order = c.scores.blended.or(c.scores.rerank);
+                order.map(|s| (c.chunk.id, (s, c.chunk.doc_id)))
+            })
             .collect();
         Ok((scores, timings.get(Stage::Rerank)))
     }

@@ -2,7 +2,37 @@ use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
 use crate::{Error, ModelFiles, Precision, Result};
 use candle_core::{Module, D};
 use candle_nn::{linear, Linear};
+use serde::{Deserialize, Serialize};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+/// What `sift train-reranker` records about a checkpoint it wrote, under the
+/// `sift_trained` key of its `config.json`; hub checkpoints have none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainedWith {
+    pub seed: u64,
+    /// The pair length it was trained at. Reading longer pairs than it ever
+    /// saw costs quality (measured on SciFact), so the engine reads at most
+    /// this many tokens.
+    pub max_length: usize,
+    /// The weight of the stage-1 order in the final order (see
+    /// `sift_rerank::blend`) that did best on the training run's validation
+    /// queries; absent in checkpoints from before the blend existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage1_weight: Option<f32>,
+}
+
+impl TrainedWith {
+    /// The record in a `config.json`, if it has one.
+    pub fn read(config: &std::path::Path) -> Result<Option<TrainedWith>> {
+        #[derive(Deserialize)]
+        struct Config {
+            sift_trained: Option<TrainedWith>,
+        }
+        let text = std::fs::read_to_string(config).map_err(|e| invalid(config, e))?;
+        let parsed: Config = serde_json::from_str(&text).map_err(|e| invalid(config, e))?;
+        Ok(parsed.sift_trained)
+    }
+}
 
 /// A cross-encoder: BERT reads `[CLS] query [SEP] passage [SEP]`, the pooler
 /// (dense + tanh on `[CLS]`) and a one-label classifier give a relevance
@@ -23,6 +53,7 @@ pub struct CrossEncoder {
     max_length: usize,
     batch_size: usize,
     origin: String,
+    trained_with: Option<TrainedWith>,
 }
 
 impl CrossEncoder {
@@ -48,7 +79,9 @@ impl CrossEncoder {
                 format!("expected a one-label classifier head `classifier.*` ({e})"),
             )
         })?;
-        let max_length = max_length.min(bert.max_positions());
+        let trained_with = TrainedWith::read(&files.config)?;
+        let trained_length = trained_with.as_ref().map_or(usize::MAX, |t| t.max_length);
+        let max_length = max_length.min(bert.max_positions()).min(trained_length);
         let base = load_tokenizer(files)?;
         let with_strategy = |strategy| -> Result<Tokenizer> {
             let mut t = base.clone();
@@ -71,7 +104,13 @@ impl CrossEncoder {
             max_length,
             batch_size: batch_size.max(1),
             origin: files.origin.clone(),
+            trained_with,
         })
+    }
+
+    /// How `sift train-reranker` trained this checkpoint; `None` for others.
+    pub fn trained_with(&self) -> Option<&TrainedWith> {
+        self.trained_with.as_ref()
     }
 
     /// Where the weights came from (a folder or a hub id).
@@ -79,6 +118,8 @@ impl CrossEncoder {
         &self.origin
     }
 
+    /// The longest pair read, in tokens: the configured length, capped by
+    /// the model's positions and by the length it was trained at.
     pub fn max_length(&self) -> usize {
         self.max_length
     }

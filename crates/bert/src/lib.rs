@@ -19,7 +19,7 @@ mod model;
 mod precision;
 
 pub use bi_encoder::BiEncoder;
-pub use cross_encoder::CrossEncoder;
+pub use cross_encoder::{CrossEncoder, TrainedWith};
 pub use error::{Error, Result};
 pub use files::{ModelFiles, ModelRole};
 pub use precision::Precision;

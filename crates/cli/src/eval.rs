@@ -60,6 +60,10 @@ pub struct EvalArgs {
     /// Instruction for the llm/listwise rerankers.
     #[arg(long)]
     pub instruction: Option<String>,
+    /// Weight of the stage-1 order in the reranked order, 0 to 1
+    /// [default: config search.stage1_weight, else the reranker's own].
+    #[arg(long, value_name = "W")]
+    pub stage1_weight: Option<f32>,
     /// Evaluate only the first N queries (a quick look).
     #[arg(long, value_name = "N")]
     pub max_queries: Option<usize>,
@@ -80,6 +84,9 @@ pub fn run(settings: &Settings, args: EvalArgs) -> anyhow::Result<()> {
     }
     if args.instruction.is_some() {
         config.search.instruction = args.instruction.clone();
+    }
+    if args.stage1_weight.is_some() {
+        config.search.stage1_weight = args.stage1_weight;
     }
     let out = args
         .out

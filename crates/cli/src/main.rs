@@ -91,6 +91,10 @@ struct SearchArgs {
     /// Reciprocal rank fusion constant.
     #[arg(long)]
     rrf_k: Option<f32>,
+    /// Weight of the stage-1 order in the final order, 0 to 1 (rank blend)
+    /// [default: config search.stage1_weight, else the reranker's own].
+    #[arg(long, value_name = "W")]
+    stage1_weight: Option<f32>,
     /// Hits each retriever contributes to fusion [default: depth].
     #[arg(long)]
     retriever_depth: Option<usize>,
@@ -116,6 +120,7 @@ impl SearchArgs {
             .instruction(self.instruction.clone().or_else(|| d.instruction.clone()))
             .rrf_k(self.rrf_k.unwrap_or(d.rrf_k))
             .retriever_depth(self.retriever_depth.or(d.retriever_depth))
+            .stage1_weight(self.stage1_weight.or(d.stage1_weight))
     }
 }
 

@@ -82,7 +82,7 @@ fn provenance(hit: &Candidate) -> String {
         None => format!("{what} -"),
     };
     format!(
-        "{} §{} chars {}..{} | {} | {} | rrf {} | rerank {}",
+        "{} §{} chars {}..{} | {} | {} | rrf {} | rerank {}{}",
         hit.chunk.doc_id,
         hit.chunk.ordinal,
         hit.chunk.char_start,
@@ -91,5 +91,7 @@ fn provenance(hit: &Candidate) -> String {
         ranked(s.dense, "dense"),
         s.fused.map_or("-".into(), |f| format!("{f:.4}")),
         s.rerank.map_or("-".into(), |r| format!("{r:+.3}")),
+        s.blended
+            .map_or(String::new(), |b| format!(" | blended {b:.5}")),
     )
 }

@@ -24,12 +24,17 @@ pub struct Scores {
     /// cross-encoder's raw logit, the LLM's P("yes") in 0..1, or for
     /// listwise `1 / rank` in the model's order.
     pub rerank: Option<f32>,
+    /// The stage-2 order mixed with the stage-1 order by rank, when the
+    /// reranker runs with a stage-1 weight (`sift_rerank::blend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blended: Option<f32>,
 }
 
 impl Scores {
     /// The score the candidate is currently ordered by: the latest stage's.
     pub fn final_score(&self) -> f32 {
-        self.rerank
+        self.blended
+            .or(self.rerank)
             .or(self.fused)
             .or(self.dense.map(|s| s.score))
             .or(self.bm25.map(|s| s.score))

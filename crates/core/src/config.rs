@@ -419,6 +419,11 @@ pub struct SearchOptions {
     pub rrf_k: f32,
     /// How many hits each retriever contributes to fusion; `None` = `depth`.
     pub retriever_depth: Option<usize>,
+    /// Weight of the stage-1 order in the final order, 0..=1 (a rank blend,
+    /// `sift_rerank::blend`): 0 trusts the reranker alone, 1 keeps stage 1.
+    /// `None` takes the reranker's own: 0, or what a checkpoint from
+    /// `sift train-reranker` chose on its validation queries.
+    pub stage1_weight: Option<f32>,
 }
 
 impl Default for SearchOptions {
@@ -431,6 +436,7 @@ impl Default for SearchOptions {
             instruction: None,
             rrf_k: 60.0,
             retriever_depth: None,
+            stage1_weight: None,
         }
     }
 }
@@ -473,6 +479,11 @@ impl SearchOptions {
         self
     }
 
+    pub fn stage1_weight(mut self, stage1_weight: Option<f32>) -> Self {
+        self.stage1_weight = stage1_weight;
+        self
+    }
+
     /// Hits each retriever contributes to fusion.
     pub fn effective_retriever_depth(&self) -> usize {
         self.retriever_depth.unwrap_or(self.depth)
@@ -502,6 +513,13 @@ impl SearchOptions {
                 return Err(Error::InvalidSetting(format!(
                     "the instruction is {} characters long; the limit is {MAX_INSTRUCTION_CHARS}",
                     i.chars().count()
+                )));
+            }
+        }
+        if let Some(w) = self.stage1_weight {
+            if !(0.0..=1.0).contains(&w) {
+                return Err(Error::InvalidSetting(format!(
+                    "stage1_weight must be in 0..=1, got {w}"
                 )));
             }
         }

@@ -555,7 +555,8 @@ impl Engine {
     }
 
     /// Stage 2 on given candidates with the cross-encoder: score, sort, keep
-    /// `k`. Without a cross-encoder the candidates keep their order and the
+    /// `k`, by the reranker's scores alone (the input order is nobody's
+    /// ranking, so nothing is blended). Without a cross-encoder the candidates keep their order and the
     /// describing `Option` is `None`.
     pub fn rerank(
         &self,
@@ -564,8 +565,9 @@ impl Engine {
         k: usize,
         timings: &mut StageTimings,
     ) -> Result<(Vec<Candidate>, Option<String>)> {
-        let (hits, by, _) =
-            self.rerank_with(query, &SearchOptions::default(), candidates, k, timings)?;
+        // Given candidates have no stage-1 order to blend with.
+        let options = SearchOptions::default().stage1_weight(Some(0.0));
+        let (hits, by, _) = self.rerank_with(query, &options, candidates, k, timings)?;
         Ok((hits, by))
     }
 
@@ -598,6 +600,7 @@ impl Engine {
         let budget = Duration::from_secs_f64(self.config.rerank.llm.budget_secs);
         let request = RerankQuery::new(query)
             .instruction(instruction)
+            .stage1_weight(options.stage1_weight)
             .budget(budget);
         let start = Instant::now();
         let hits = sift_rerank::rerank(reranker.as_ref(), &request, candidates, k)?;

@@ -22,4 +22,11 @@ impl Reranker for CrossEncoderReranker {
         let passages: Vec<String> = candidates.iter().map(|c| c.chunk.passage()).collect();
         Ok(self.model.score(query.text, &passages)?)
     }
+
+    fn stage1_weight(&self) -> f32 {
+        self.model
+            .trained_with()
+            .and_then(|t| t.stage1_weight)
+            .unwrap_or(0.0)
+    }
 }

@@ -46,6 +46,9 @@ pub struct RerankQuery<'a> {
     pub instruction: Option<&'a str>,
     /// Past this instant a reranker stops with an error rather than go on.
     pub deadline: Option<Instant>,
+    /// The weight of the stage-1 order in the final order (see [`blend`]);
+    /// `None` takes the reranker's own [`Reranker::stage1_weight`].
+    pub stage1_weight: Option<f32>,
 }
 
 impl<'a> RerankQuery<'a> {
@@ -54,7 +57,14 @@ impl<'a> RerankQuery<'a> {
             text,
             instruction: None,
             deadline: None,
+            stage1_weight: None,
         }
+    }
+
+    /// Override the reranker's [`Reranker::stage1_weight`].
+    pub fn stage1_weight(mut self, weight: Option<f32>) -> Self {
+        self.stage1_weight = weight;
+        self
     }
 
     pub fn instruction(mut self, instruction: Option<&'a str>) -> Self {
@@ -82,10 +92,52 @@ pub trait Reranker: Send + Sync {
 
     /// One score per candidate, in input order; higher is more relevant.
     fn score(&self, query: &RerankQuery<'_>, candidates: &[Candidate]) -> Result<Vec<f32>>;
+
+    /// How much of the stage-1 order to keep in the final order when the
+    /// query does not say (see [`blend`]): 0 for a reranker trusted alone.
+    /// A checkpoint from `sift train-reranker` carries the weight that did
+    /// best on its validation queries.
+    fn stage1_weight(&self) -> f32 {
+        0.0
+    }
 }
 
-/// Score the candidates, store each score in `scores.rerank`, sort by it
-/// (ties keep the fused order, so the result is deterministic) and keep `k`.
+/// The rank constant of [`blend`], as in reciprocal rank fusion.
+pub const BLEND_RANK_CONSTANT: f32 = 60.0;
+
+/// Mix the reranker's order with the stage-1 order, by rank:
+/// `(1 - w) / (60 + rerank rank) + w / (60 + stage-1 rank)`, for candidates
+/// given in stage-1 order with their rerank scores.
+///
+/// This is Elasticsearch's rescore `query_weight` / `rescore_query_weight`
+/// and Vespa's second-phase expression over first-phase score, done on ranks
+/// so that logits need no calibration. It keeps a reranker trained on a few
+/// hundred queries from undoing what stage 1 got right. `w = 0` is the
+/// reranker's order, `w = 1` the stage-1 order.
+///
+/// ```
+/// // Stage 1 put a first; the reranker prefers b. Weighted enough, a stays first.
+/// let mixed = sift_rerank::blend(&[0.1, 2.0], 0.7);
+/// assert!(mixed[0] > mixed[1]);
+/// assert!(sift_rerank::blend(&[0.1, 2.0], 0.0)[1] > sift_rerank::blend(&[0.1, 2.0], 0.0)[0]);
+/// ```
+pub fn blend(rerank_scores: &[f32], stage1_weight: f32) -> Vec<f32> {
+    let w = stage1_weight.clamp(0.0, 1.0);
+    let mut by_score: Vec<usize> = (0..rerank_scores.len()).collect();
+    // Stable: equal scores keep the stage-1 order.
+    by_score.sort_by(|&a, &b| rerank_scores[b].total_cmp(&rerank_scores[a]));
+    let mut mixed = vec![0f32; rerank_scores.len()];
+    for (rerank_rank, &i) in by_score.iter().enumerate() {
+        mixed[i] = (1.0 - w) / (BLEND_RANK_CONSTANT + rerank_rank as f32 + 1.0)
+            + w / (BLEND_RANK_CONSTANT + i as f32 + 1.0);
+    }
+    mixed
+}
+
+/// Score the candidates (given in stage-1 order), store each score in
+/// `scores.rerank`, sort by it (ties keep the fused order, so the result is
+/// deterministic) and keep `k`. With a stage-1 weight above 0 the order is
+/// the [`blend`], stored in `scores.blended`.
 pub fn rerank(
     reranker: &dyn Reranker,
     query: &RerankQuery<'_>,
@@ -93,16 +145,16 @@ pub fn rerank(
     k: usize,
 ) -> Result<Vec<Candidate>> {
     let scores = reranker.score(query, &candidates)?;
-    for (candidate, score) in candidates.iter_mut().zip(scores) {
+    let weight = query
+        .stage1_weight
+        .unwrap_or_else(|| reranker.stage1_weight());
+    let mixed = (weight > 0.0).then(|| blend(&scores, weight));
+    for (i, (candidate, score)) in candidates.iter_mut().zip(scores).enumerate() {
         candidate.scores.rerank = Some(score);
+        candidate.scores.blended = mixed.as_ref().map(|m| m[i]);
     }
-    // A stable sort keeps the fused order among equal logits.
-    candidates.sort_by(|a, b| {
-        b.scores
-            .rerank
-            .unwrap_or(f32::MIN)
-            .total_cmp(&a.scores.rerank.unwrap_or(f32::MIN))
-    });
+    // A stable sort keeps the fused order among equal scores.
+    candidates.sort_by(|a, b| b.scores.final_score().total_cmp(&a.scores.final_score()));
     candidates.truncate(k);
     Ok(candidates)
 }
@@ -173,6 +225,50 @@ mod tests {
         );
         assert_eq!(top[0].scores.rerank, Some(3.0));
         assert_eq!(top[0].scores.fused, Some(0.8), "fused provenance is kept");
+    }
+
+    #[test]
+    fn a_stage1_weight_blends_the_orders() {
+        let candidates = || {
+            vec![
+                candidate(1, "billing", 0.9),
+                candidate(2, "close account data", 0.8),
+                candidate(3, "close", 0.7),
+            ]
+        };
+        let ids = |hits: Vec<Candidate>| hits.iter().map(|c| c.chunk.id.0).collect::<Vec<_>>();
+        let query = RerankQuery::new("close account data");
+        let alone = rerank(&WordOverlap, &query, candidates(), 3).unwrap();
+        assert_eq!(ids(alone.clone()), vec![2, 3, 1]);
+        assert!(alone.iter().all(|c| c.scores.blended.is_none()));
+        // Weighted towards stage 1, its first stays first.
+        let mixed = rerank(
+            &WordOverlap,
+            &query.stage1_weight(Some(0.8)),
+            candidates(),
+            3,
+        )
+        .unwrap();
+        assert_eq!(ids(mixed.clone()), vec![1, 2, 3]);
+        assert!(mixed[0].scores.blended.unwrap() > mixed[1].scores.blended.unwrap());
+        assert_eq!(mixed[1].scores.rerank, Some(3.0), "the raw score is kept");
+        let stage1 = rerank(
+            &WordOverlap,
+            &query.stage1_weight(Some(1.0)),
+            candidates(),
+            3,
+        )
+        .unwrap();
+        assert_eq!(ids(stage1), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn blend_is_rank_based_and_bounded() {
+        // Only the order of the scores matters, not their scale.
+        assert_eq!(blend(&[1.0, 5.0, 3.0], 0.4), blend(&[-9.0, 90.0, 0.0], 0.4));
+        let pure = blend(&[1.0, 5.0, 3.0], 0.0);
+        assert!(pure[1] > pure[2] && pure[2] > pure[0]);
+        assert_eq!(blend(&[1.0, 5.0], 7.0), blend(&[1.0, 5.0], 1.0), "clamped");
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct SearchRequest {
     pub rrf_k: Option<f32>,
     /// Hits each retriever (BM25, dense) contributes to fusion; default `depth`.
     pub retriever_depth: Option<usize>,
+    /// Weight of the stage-1 order in the final order, 0 to 1 (a rank
+    /// blend); default: the configured one, else the reranker's own (0, or
+    /// what a trained checkpoint chose on its validation queries).
+    #[schema(example = 0.5)]
+    pub stage1_weight: Option<f32>,
     /// Metadata equality filter: keep only chunks whose metadata has every
     /// key given here with an equal JSON value (`{"source": "faq"}`). A key
     /// the chunk lacks does not match. Applied to the fused candidates; see
@@ -103,6 +108,9 @@ pub struct HitScores {
     /// Stage-2 score (comparable within one query only): the cross-encoder
     /// logit, the LLM's P(yes), or listwise 1/rank.
     pub rerank: Option<f32>,
+    /// The rank blend of stage 2 with stage 1 that ordered the hits, when
+    /// a stage-1 weight is in force.
+    pub blended: Option<f32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,6 +183,7 @@ impl Hit {
                 }),
                 fused: s.fused,
                 rerank: s.rerank,
+                blended: s.blended,
             },
         }
     }

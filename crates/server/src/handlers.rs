@@ -56,7 +56,8 @@ pub(crate) async fn search(
         .reranker(req.reranker.unwrap_or(defaults.reranker))
         .instruction(req.instruction.or_else(|| defaults.instruction.clone()))
         .rrf_k(req.rrf_k.unwrap_or(defaults.rrf_k))
-        .retriever_depth(req.retriever_depth.or(defaults.retriever_depth));
+        .retriever_depth(req.retriever_depth.or(defaults.retriever_depth))
+        .stage1_weight(req.stage1_weight.or(defaults.stage1_weight));
     validate_query(&req.query)?;
     options.validate()?;
     let filter = req.filter.unwrap_or_default();

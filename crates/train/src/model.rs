@@ -496,10 +496,15 @@ pub(crate) mod tests {
         let half = tempfile::tempdir().unwrap();
         net.save(full.path(), DType::F32, serde_json::json!({}))
             .unwrap();
+        let trained_with = sift_bert::TrainedWith {
+            seed: 3,
+            max_length: 64,
+            stage1_weight: Some(0.3),
+        };
         net.save(
             half.path(),
             DType::F16,
-            serde_json::json!({"sift_trained": {"seed": 3}}),
+            serde_json::json!({ "sift_trained": trained_with }),
         )
         .unwrap();
         let size = |d: &Path| {
@@ -542,6 +547,27 @@ pub(crate) mod tests {
         for (a, b) in score(&net).iter().zip(score(&reloaded)) {
             assert!((a - b).abs() < 2e-2, "{a} vs {b}");
         }
+        // The engine's loader reads the record and never reads pairs longer
+        // than the checkpoint was trained on.
+        let half_files = ModelFiles {
+            origin: "half".into(),
+            config: half.path().join("config.json"),
+            tokenizer: files.tokenizer.clone(),
+            weights: half.path().join("model.safetensors"),
+        };
+        let engine_model = sift_bert::CrossEncoder::load(&half_files, 512, 8).unwrap();
+        assert_eq!(engine_model.trained_with(), Some(&trained_with));
+        assert_eq!(engine_model.max_length(), 64);
+        let long = "word ".repeat(400);
+        assert_eq!(engine_model.pair_length("query", &long).unwrap(), 64);
+        let full_files = ModelFiles {
+            config: full.path().join("config.json"),
+            weights: full.path().join("model.safetensors"),
+            ..half_files
+        };
+        let untagged = sift_bert::CrossEncoder::load(&full_files, 512, 8).unwrap();
+        assert_eq!(untagged.trained_with(), None);
+        assert_eq!(untagged.max_length(), 512);
     }
 
     #[test]

@@ -149,6 +149,16 @@ pub struct ValidationPoint {
     pub ndcg_at_10: f64,
 }
 
+/// Validation nDCG@10 at one stage-1 weight of the blend.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlendPoint {
+    pub stage1_weight: f32,
+    pub ndcg_at_10: f64,
+}
+
+/// Stage-1 weights tried on the validation queries: 0, 0.1, ..., 1.
+const BLEND_WEIGHTS: usize = 11;
+
 /// Wall-clock seconds per phase.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PhaseSeconds {
@@ -177,6 +187,14 @@ pub struct TrainReport {
     pub validation: Vec<ValidationPoint>,
     pub best_ndcg_at_10: f64,
     pub best_step: usize,
+    /// Validation nDCG@10 of the best weights blended with the stage-1
+    /// order (`sift_rerank::blend`), per stage-1 weight tried.
+    pub validation_blend: Vec<BlendPoint>,
+    /// The weight with the best validation nDCG@10 (the smallest of equals),
+    /// written into the checkpoint's config.json as the engine's default.
+    pub stage1_weight: f32,
+    /// The validation queries' ids, so their scores can be checked apart.
+    pub validation_query_ids: Vec<String>,
     pub stopped_early: bool,
     pub seconds: PhaseSeconds,
     /// Useful (unpadded) GFLOP per second of the training steps, forward
@@ -352,19 +370,32 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         seconds.frozen_layers
     );
 
-    let validate = |net: &CrossEncoderNet| -> Result<f64> {
+    // Validation nDCG@10 of the reranked order blended with stage 1 at each
+    // weight (candidates are in stage-1 order); `&[0.0]` is the reranker alone.
+    let validate_blends = |net: &CrossEncoderNet, weights: &[f32]| -> Result<Vec<f64>> {
         let scores = score_cached(net, frozen, &pairs, &validation_pairs.concat())?;
-        let mut scores = scores.into_iter();
-        let run: Run = validation
+        let mut per_query = Vec::with_capacity(validation.len());
+        let mut at = 0;
+        for ids in &validation_pairs {
+            per_query.push(&scores[at..at + ids.len()]);
+            at += ids.len();
+        }
+        Ok(weights
             .iter()
-            .zip(&validation_pairs)
-            .map(|(v, ids)| {
-                let chunk_scores: Vec<f32> = scores.by_ref().take(ids.len()).collect();
-                (v.id.clone(), document_run(v, &chunk_scores))
+            .map(|&w| {
+                let run: Run = validation
+                    .iter()
+                    .zip(&per_query)
+                    .map(|(v, s)| {
+                        let order = sift_rerank::blend(s, w);
+                        (v.id.clone(), document_run(v, &order))
+                    })
+                    .collect();
+                ndcg_at_10(&validation_qrels, &run)
             })
-            .collect();
-        Ok(ndcg_at_10(&validation_qrels, &run))
+            .collect())
     };
+    let validate = |net: &CrossEncoderNet| -> Result<f64> { Ok(validate_blends(net, &[0.0])?[0]) };
     let stage1_run: Run = validation
         .iter()
         .map(|v| {
@@ -496,6 +527,34 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     if let Some(weights) = &best_weights {
         net.restore(weights)?;
     }
+    let weights: Vec<f32> = (0..BLEND_WEIGHTS)
+        .map(|i| i as f32 / (BLEND_WEIGHTS - 1) as f32)
+        .collect();
+    let validation_blend: Vec<BlendPoint> = weights
+        .iter()
+        .zip(validate_blends(&net, &weights)?)
+        .map(|(&stage1_weight, ndcg_at_10)| BlendPoint {
+            stage1_weight,
+            ndcg_at_10,
+        })
+        .collect();
+    // Strictly better only, so equals keep the smaller weight.
+    let stage1_weight = validation_blend
+        .iter()
+        .fold(&validation_blend[0], |best, p| {
+            if p.ndcg_at_10 > best.ndcg_at_10 {
+                p
+            } else {
+                best
+            }
+        })
+        .stage1_weight;
+    tracing::info!(stage1_weight, "stage-1 weight chosen on validation");
+    let trained_with = sift_bert::TrainedWith {
+        seed: options.seed,
+        max_length: options.max_length,
+        stage1_weight: Some(stage1_weight),
+    };
     let dtype = if options.half_precision {
         DType::F16
     } else {
@@ -504,7 +563,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     net.save(
         &options.out,
         dtype,
-        serde_json::json!({ "sift_trained": { "seed": options.seed, "max_length": options.max_length } }),
+        serde_json::json!({ "sift_trained": trained_with }),
     )?;
     copy_tokenizer_files(&base, &options.out)?;
     seconds.save = phase.elapsed().as_secs_f64();
@@ -528,6 +587,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         validation: history,
         best_ndcg_at_10: best.0.max(first),
         best_step: if best.0 > first { best.1 } else { 0 },
+        validation_blend,
+        stage1_weight,
+        validation_query_ids: validation.iter().map(|v| v.id.clone()).collect(),
         stopped_early,
         seconds,
         train_gflops_per_second: train_flops / 1e9 / train_seconds.max(1e-9),
