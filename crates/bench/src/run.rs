@@ -268,7 +268,13 @@ impl EvalRun {
     pub fn run(&self) -> Result<Report> {
         let o = &self.options;
         std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
-        let reranker = self.engine.reranker_status_of(o.config.search.reranker);
+        let reranker = self
+            .engine
+            .reranker_status_of(o.config.search.reranker)
+            .map(|r| match o.config.search.stage1_weight {
+                Some(w) => format!("{r}; stage-1 weight {w} (--stage1-weight)"),
+                None => r,
+            });
         match &reranker {
             Ok(name) => tracing::info!("reranking with {name}"),
             Err(why) => tracing::warn!("{why}: rerank figures will be absent"),

@@ -598,14 +598,21 @@ impl Engine {
             format!("the {kind} reranker does not read instructions; use --reranker llm or listwise for that")
         });
         let budget = Duration::from_secs_f64(self.config.rerank.llm.budget_secs);
+        let stage1_weight = options
+            .stage1_weight
+            .unwrap_or_else(|| reranker.stage1_weight());
         let request = RerankQuery::new(query)
             .instruction(instruction)
-            .stage1_weight(options.stage1_weight)
+            .stage1_weight(Some(stage1_weight))
             .budget(budget);
         let start = Instant::now();
         let hits = sift_rerank::rerank(reranker.as_ref(), &request, candidates, k)?;
         timings.add(Stage::Rerank, start.elapsed());
-        Ok((hits, Some(reranker.describe()), notice))
+        Ok((
+            hits,
+            Some(describe_blend(reranker.describe(), stage1_weight)),
+            notice,
+        ))
     }
 
     /// Both stages: retrieve `depth` candidates, rerank them, return `k`.
@@ -738,6 +745,15 @@ fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
             tracing::warn!("vector index unusable ({e}): rebuilding it from the stored vectors");
             VectorIndex::new(dim, &config.hnsw, 0)
         }
+    }
+}
+
+/// Which reranker ordered the hits, and how much of the stage-1 order it kept.
+fn describe_blend(reranker: String, stage1_weight: f32) -> String {
+    if stage1_weight > 0.0 {
+        format!("{reranker}, blended with the stage-1 order at weight {stage1_weight}")
+    } else {
+        reranker
     }
 }
 

@@ -15,7 +15,11 @@ impl CrossEncoderReranker {
 
 impl Reranker for CrossEncoderReranker {
     fn describe(&self) -> String {
-        format!("cross-encoder {}", self.model.origin())
+        let origin = self.model.origin();
+        match self.model.trained_with().and_then(|t| t.stage1_weight) {
+            Some(w) => format!("cross-encoder {origin} (trained; its stage-1 weight {w})"),
+            None => format!("cross-encoder {origin}"),
+        }
     }
 
     fn score(&self, query: &RerankQuery<'_>, candidates: &[Candidate]) -> Result<Vec<f32>> {

@@ -166,14 +166,14 @@ impl CrossEncoderNet {
     /// `initializer_range`, zero bias, as Hugging Face initialises it).
     pub fn load(files: &ModelFiles, seed: u64) -> Result<CrossEncoderNet> {
         let config_path = &files.config;
-        let config_text = std::fs::read_to_string(&config_path)
+        let config_text = std::fs::read_to_string(config_path)
             .map_err(|e| Error::model(config_path, e.to_string()))?;
         let config_json: serde_json::Value = serde_json::from_str(&config_text)
             .map_err(|e| Error::model(config_path, e.to_string()))?;
         let shape: BertShape = serde_json::from_value(config_json.clone())
             .map_err(|e| Error::model(config_path, e.to_string()))?;
         let weights_path = &files.weights;
-        let stored = candle_core::safetensors::load(&weights_path, &Device::Cpu)
+        let stored = candle_core::safetensors::load(weights_path, &Device::Cpu)
             .map_err(|e| Error::model(weights_path, e.to_string()))?;
         let stored: HashMap<String, Tensor> = stored
             .into_iter()

@@ -479,8 +479,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
 
             // Evaluate every `evaluate_every` steps of the run and at each
             // epoch's end (the recipe of the committed checkpoint).
-            let epoch_end = step % steps_per_epoch == 0;
-            if step % evaluate_every == 0 || epoch_end {
+            let epoch_end = step.is_multiple_of(steps_per_epoch);
+            if step.is_multiple_of(evaluate_every) || epoch_end {
                 let phase = Instant::now();
                 let ndcg = validate(&net)?;
                 validation_seconds += phase.elapsed().as_secs_f64();

@@ -142,11 +142,31 @@ fn pointwise_and_listwise_rerank_from_the_cli() {
     );
 }
 
+/// A child process killed when dropped, so a failing test leaves no server.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `sift serve` on a free port; returns the child and its base URL.
-fn serve(sift: &Sift) -> (Child, String) {
+fn serve(sift: &Sift) -> (KillOnDrop, String) {
     let gguf = gguf_path();
     let mut child = sift
-        .command(&["serve", "--port", "0", "--inference-threads", "2"])
+        // Generous timeouts: on a loaded 2-core machine one prompt of the
+        // 270M model can take longer than the defaults allow.
+        .command(&[
+            "serve",
+            "--port",
+            "0",
+            "--inference-threads",
+            "2",
+            "--timeout-secs",
+            "600",
+        ])
         .env("SIFT_LLM_GGUF", &gguf)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -164,13 +184,13 @@ fn serve(sift: &Sift) -> (Child, String) {
     };
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    (KillOnDrop(child), url)
 }
 
 #[test]
 fn http_backend_against_sift_serve_matches_in_process() {
     let sift = sandbox();
-    let (mut server, url) = serve(&sift);
+    let (server, url) = serve(&sift);
     let local = search(&sift, &["--reranker", "llm"]);
     let api = format!("{url}/v1");
     let remote = search(
@@ -182,10 +202,11 @@ fn http_backend_against_sift_serve_matches_in_process() {
             "http",
             "--llm-url",
             &api,
+            "--llm-timeout-secs",
+            "600",
         ],
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     assert!(
         remote["reranked_by"]
             .as_str()

@@ -80,7 +80,25 @@ fn training_is_deterministic_and_its_checkpoint_reranks_search() {
     assert_eq!(report["train_queries"], 12);
     assert_eq!(report["validation_queries"], 4);
     assert!(report["steps"].as_u64().unwrap() >= 3);
-    assert!(report["validation"].as_array().unwrap().len() >= 1);
+    assert!(!report["validation"].as_array().unwrap().is_empty());
+    // The stage-1 weight is chosen on validation among 0, 0.1, ..., 1 and
+    // handed to the engine through config.json.
+    let blend = report["validation_blend"].as_array().unwrap();
+    assert_eq!(blend.len(), 11);
+    let chosen = report["stage1_weight"].as_f64().unwrap();
+    let best = blend
+        .iter()
+        .map(|p| p["ndcg_at_10"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    let at_chosen = blend
+        .iter()
+        .find(|p| (p["stage1_weight"].as_f64().unwrap() - chosen).abs() < 1e-6)
+        .expect("the chosen weight is one of those tried");
+    assert_eq!(at_chosen["ndcg_at_10"].as_f64().unwrap(), best);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sift.path("ce-a/config.json")).unwrap()).unwrap();
+    assert_eq!(config["sift_trained"]["max_length"], 64);
+    assert!((config["sift_trained"]["stage1_weight"].as_f64().unwrap() - chosen).abs() < 1e-6);
 
     let checkpoint = sift.path("ce-a").display().to_string();
     let response = sift.search_json(
