@@ -716,7 +716,7 @@ impl Engine {
             let mut picked = Vec::new();
             let mut i = 0usize;
             vectors.for_each_point(|_, v| {
-                if i % step == 0 && picked.len() < sample {
+                if i.is_multiple_of(step) && picked.len() < sample {
                     picked.push(v.to_vec());
                 }
                 i += 1;

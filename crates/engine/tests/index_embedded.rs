@@ -96,23 +96,29 @@ fn pre_embedded_chunks_are_searched_like_embedded_ones() {
     assert_eq!((last.chunks_done, last.chunks_total), (3, 3));
 
     let options = SearchOptions::default().depth(3).k(3).rerank(false);
-    let query = "how do I enable 2FA";
-    let expected: Vec<String> = source
-        .search(query, &options)
-        .unwrap()
-        .hits
-        .iter()
-        .map(|h| format!("copy/{}", h.chunk.doc_id))
-        .collect();
-    let got: Vec<String> = engine
-        .search(query, &options)
-        .unwrap()
-        .hits
-        .iter()
-        .map(|h| h.chunk.doc_id.clone())
-        .collect();
-    assert_eq!(got, expected);
-    assert_eq!(got[0], "copy/security.md");
+    let query = "how do I turn on two-factor authentication";
+    let hits = |engine: &Engine| -> Vec<(String, f32)> {
+        let retrieval = engine.retrieve(query, &options).unwrap();
+        retrieval
+            .dense
+            .iter()
+            .map(|&(id, score)| {
+                let chunk = engine.chunks(&[id]).unwrap().pop().unwrap().unwrap();
+                (chunk.doc_id.trim_start_matches("copy/").to_owned(), score)
+            })
+            .collect()
+    };
+    // The same vectors: the same dense ranking and similarities.
+    let expected = hits(&source);
+    let got = hits(&engine);
+    assert_eq!(got.len(), 3);
+    for ((a, x), (b, y)) in got.iter().zip(&expected) {
+        assert_eq!(a, b);
+        assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+    }
+    assert_eq!(got[0].0, "security.md");
+    let top = engine.search(query, &options).unwrap().hits;
+    assert_eq!(top[0].chunk.doc_id, "copy/security.md");
 
     // Again: nothing changed, nothing written.
     let again = engine.index_embedded(copied.clone(), |_| {}).unwrap();

@@ -200,7 +200,11 @@ fn run(args: &Args) -> Result<()> {
 
     // ---- the bi-encoder's throughput, for the extrapolated embedding time ----
     let embed_rate = if args.embed_sample > 0 {
-        let step = (originals.len() / args.embed_sample).max(1);
+        let step = originals
+            .len()
+            .checked_div(args.embed_sample)
+            .unwrap_or(1)
+            .max(1);
         let sample: Vec<String> = originals
             .iter()
             .step_by(step)

@@ -290,7 +290,7 @@ fn main() -> Result<()> {
         let eval = evaluate(
             &dataset.qrels,
             &run,
-            &[metric.clone()],
+            std::slice::from_ref(&metric),
             MissingQueries::Skip,
         );
         eval.mean[&metric.to_string()]
