@@ -130,6 +130,28 @@ bench *args: fetch-models
     cargo build --release -p sift-bench --bin sift-speed
     ./target/release/sift-speed --dataset {{scifact}} {{args}}
 
+# Growth from 5 K to 200 K chunks: the chunks of indexes/scifact (built by
+# `just eval-scifact`) replicated with fresh ids; replicas carry perturbed
+# copies of the stored embeddings, not model embeddings, so the embedding
+# part of index time is extrapolated from the measured throughput. Reports
+# index time, disk bytes per chunk, resident memory and stage-1 latency at
+# depth 50 per size, and the query path's breakdown with the bundled
+# reranker; JSON in target/bench/growth.json. Extra flags go to sift-growth
+# (--help), e.g. `just bench-growth --sizes 5000,20000`.
+bench-growth *args: fetch-models
+    test -f indexes/scifact/sift-index.json || { echo "no indexes/scifact: run just eval-scifact first" >&2; exit 1; }
+    cargo build --release -p sift-bench --bin sift-growth
+    ./target/release/sift-growth --index indexes/scifact --dataset {{scifact}} --cross-encoder data/rerankers/sift-minilm-l6-scifact {{args}}
+
+# Resident memory of `sift serve` on indexes/scifact (stage-1 searches of
+# the first 100 queries); JSON in target/bench/serve-rss.json. Arguments for
+# `sift serve` go after `--`, e.g.
+# `just bench-serve-rss -- --reranker-path data/rerankers/sift-minilm-l6-scifact`.
+bench-serve-rss *args: fetch-models
+    test -f indexes/scifact/sift-index.json || { echo "no indexes/scifact: run just eval-scifact first" >&2; exit 1; }
+    cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 python3 eval/serve_rss.py --sift ./target/release/sift --index indexes/scifact --queries {{scifact}}/queries.jsonl {{args}}
+
 # Criterion micro-benchmarks of the BERT kernels (GEMM f32/bf16, attention, GELU, layer norm).
 bench-kernels:
     cargo bench -p sift-bert --bench kernels

@@ -142,7 +142,7 @@ def main():
     bi_tok = AutoTokenizer.from_pretrained(spec["bi_encoder"])
 
     def make_bi(path):
-        export_onnx(Body(BertModel.from_pretrained(spec["bi_encoder"]).eval()), path)
+        export_onnx(Body(BertModel.from_pretrained(spec["bi_encoder"]).float().eval()), path)
 
     bi_fp32 = cached(cache, "bi-encoder.fp32", spec["bi_encoder"], make_bi)
     bi_int8 = cached(
@@ -150,7 +150,10 @@ def main():
     )
 
     # --- cross-encoder ---
-    ce = BertForSequenceClassification.from_pretrained(spec["cross_encoder"], num_labels=1).eval()
+    # .float(): a checkpoint saved in f16 (data/rerankers/*) loads as f16 under
+    # transformers 5's dtype="auto", which neither the fp32 peers nor the
+    # ONNX export (mixed-type LayerNormalization) want.
+    ce = BertForSequenceClassification.from_pretrained(spec["cross_encoder"], num_labels=1).float().eval()
     ce_tok = AutoTokenizer.from_pretrained(spec["cross_encoder"])
     ce_fp32 = cached(cache, "cross-encoder.fp32", spec["cross_encoder"], lambda p: export_onnx(Logits(ce), p))
     ce_int8 = cached(

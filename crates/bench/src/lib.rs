@@ -15,6 +15,7 @@
 
 mod doclevel;
 mod error;
+pub mod growth;
 mod latency;
 mod plot;
 mod report;

@@ -397,14 +397,14 @@ impl Engine {
     pub fn index(
         &self,
         documents: &[Document],
-        mut progress: impl FnMut(IndexProgress),
+        progress: impl FnMut(IndexProgress),
     ) -> Result<IndexReport> {
         let _writer = self.write_lock.lock().expect("not poisoned");
         let chunker = Chunker::new(self.bi_encoder.tokenizer(), &self.meta.chunking);
         let mut report = IndexReport::default();
         // The last occurrence of an id wins, as if the documents were indexed one by one.
         let mut seen = HashSet::new();
-        let mut changed: Vec<(&Document, Vec<Chunk>)> = Vec::new();
+        let mut changed: Vec<(&str, Vec<Chunk>)> = Vec::new();
         for doc in documents.iter().rev() {
             if !seen.insert(doc.id.as_str()) {
                 continue;
@@ -416,10 +416,81 @@ impl Engine {
             } else if chunks.iter().map(|c| c.id).eq(existing.iter().copied()) {
                 report.documents_unchanged += 1;
             } else {
-                changed.push((doc, chunks));
+                changed.push((doc.id.as_str(), chunks));
             }
         }
         changed.reverse();
+        let embed = |group: &[Chunk]| -> Result<Vec<Vec<f32>>> {
+            let passages: Vec<String> = group.iter().map(Chunk::passage).collect();
+            Ok(self.bi_encoder.embed(&passages)?)
+        };
+        self.write_documents(changed, report, embed, progress)
+    }
+
+    /// Index chunks whose embeddings were computed elsewhere (an import, a
+    /// benchmark that replicates a corpus): the same writes, commits and
+    /// graph inserts as [`index`](Self::index), without the bi-encoder.
+    ///
+    /// The chunks given with one `doc_id` (adjacent or not, in the order
+    /// given) are that document's chunks: they replace whatever the document
+    /// had, and a document whose chunk ids are all unchanged is skipped.
+    /// Every vector must have the index's dimension, finite entries and unit
+    /// norm (±1e-3); it should come from the index's bi-encoder, or searches
+    /// will not find it. Nothing is written when any vector is refused.
+    pub fn index_embedded(
+        &self,
+        chunks: Vec<(Chunk, Vec<f32>)>,
+        progress: impl FnMut(IndexProgress),
+    ) -> Result<IndexReport> {
+        let _writer = self.write_lock.lock().expect("not poisoned");
+        {
+            let vectors = self.vectors.read().expect("not poisoned");
+            for (chunk, vector) in &chunks {
+                vectors.check(chunk.id, vector)?;
+            }
+        }
+        let mut report = IndexReport::default();
+        let mut by_id: std::collections::HashMap<ChunkId, Vec<f32>> =
+            std::collections::HashMap::with_capacity(chunks.len());
+        let mut documents: Vec<(String, Vec<Chunk>)> = Vec::new();
+        let mut position: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        for (chunk, vector) in chunks {
+            by_id.insert(chunk.id, vector);
+            let i = *position.entry(chunk.doc_id.clone()).or_insert_with(|| {
+                documents.push((chunk.doc_id.clone(), Vec::new()));
+                documents.len() - 1
+            });
+            documents[i].1.push(chunk);
+        }
+        let mut changed = Vec::with_capacity(documents.len());
+        for (doc_id, chunks) in documents {
+            let existing = self.lexical.document_chunk_ids(&doc_id)?;
+            if chunks.iter().map(|c| c.id).eq(existing.iter().copied()) {
+                report.documents_unchanged += 1;
+            } else {
+                changed.push((doc_id, chunks));
+            }
+        }
+        let embed = |group: &[Chunk]| -> Result<Vec<Vec<f32>>> {
+            Ok(group
+                .iter()
+                .map(|c| by_id.get(&c.id).cloned().unwrap_or_default())
+                .collect())
+        };
+        self.write_documents(changed, report, embed, progress)
+    }
+
+    /// Write the changed documents' chunks with the vectors `embed` gives
+    /// for each group, committing every `index.commit_every_chunks`; the
+    /// caller holds the write lock.
+    fn write_documents(
+        &self,
+        changed: Vec<(impl AsRef<str>, Vec<Chunk>)>,
+        mut report: IndexReport,
+        mut embed: impl FnMut(&[Chunk]) -> Result<Vec<Vec<f32>>>,
+        mut progress: impl FnMut(IndexProgress),
+    ) -> Result<IndexReport> {
         let chunks_total: usize = changed.iter().map(|(_, c)| c.len()).sum();
         progress(IndexProgress {
             chunks_done: 0,
@@ -428,15 +499,14 @@ impl Engine {
 
         let mut staged: Vec<(ChunkId, Vec<f32>)> = Vec::new();
         let batch = self.config.models.embed_batch_size.max(1) * 4;
-        for (doc, chunks) in changed {
-            self.lexical.delete_document(&doc.id)?;
+        for (doc_id, chunks) in changed {
+            self.lexical.delete_document(doc_id.as_ref())?;
             for group in chunks.chunks(batch) {
-                let passages: Vec<String> = group.iter().map(Chunk::passage).collect();
-                let vectors = match self.bi_encoder.embed(&passages) {
+                let vectors = match embed(group) {
                     Ok(v) => v,
                     Err(e) => {
                         self.lexical.rollback()?;
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
                 for (chunk, vector) in group.iter().zip(vectors) {
@@ -549,6 +619,12 @@ impl Engine {
         Ok(self.lexical.chunks(&ids)?.into_iter().flatten().collect())
     }
 
+    /// Call `f` with every live chunk's id and stored embedding, read from
+    /// the system of record (not the graph), in no particular order.
+    pub fn for_each_stored_vector(&self, f: impl FnMut(ChunkId, Vec<f32>)) -> Result<()> {
+        Ok(self.lexical.for_each_vector(f)?)
+    }
+
     /// Ids of the indexed documents, sorted.
     pub fn document_ids(&self) -> Result<Vec<String>> {
         Ok(self.lexical.document_ids()?)
@@ -647,7 +723,7 @@ impl Engine {
             let mut picked = Vec::new();
             let mut i = 0usize;
             vectors.for_each_point(|_, v| {
-                if i % step == 0 && picked.len() < sample {
+                if i.is_multiple_of(step) && picked.len() < sample {
                     picked.push(v.to_vec());
                 }
                 i += 1;

@@ -299,6 +299,12 @@ impl VectorIndex {
         top_k(hits, k)
     }
 
+    /// Whether `vector` could be inserted: [`dim`](Self::dim) finite
+    /// entries and unit norm (±1e-3); the error names `id`.
+    pub fn check(&self, id: ChunkId, vector: &[f32]) -> Result<()> {
+        self.validate(id, vector)
+    }
+
     fn validate(&self, id: ChunkId, vector: &[f32]) -> Result<()> {
         if vector.len() != self.dim {
             return Err(Error::Dimension {
