@@ -96,10 +96,12 @@ eval-llm queries="100": fetch-models fetch-llm
     for kind in llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset {{scifact}} --split test --index indexes/scifact --out eval/out/scifact-$kind --depth 10 --k 10 --max-queries {{queries}} --reranker $kind --llm-max-passage-chars 300; done
 
 # Ask the demo's seed question with each reranker (LLM ones need `just fetch-llm`).
+# The cross-encoder is the committed one (no hub needed; trained on SciFact,
+# so out of its domain here); the LLM ones read data/models/gemma-3-270m.
 demo-rerankers: fetch-llm
     test -f target/demo-index/sift-index.json || just demo
     cargo build --release --bin sift
-    for kind in cross-encoder llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "how do I set up two-factor authentication" --index target/demo-index --depth 10 --k 3 --reranker $kind --timings; done
+    for kind in cross-encoder llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 SIFT_RERANKER_PATH=data/rerankers/sift-minilm-l6-scifact ./target/release/sift search "how do I set up two-factor authentication" --index target/demo-index --depth 10 --k 3 --reranker $kind --timings; done
 
 # Train the bundled reranker (data/rerankers/sift-minilm-l6-scifact) again
 # from SciFact's train split: all-MiniLM-L6-v2 + a fresh head, hard negatives
