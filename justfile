@@ -86,18 +86,22 @@ eval-scifact: fetch-models
     cargo build --release --bin sift
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset {{scifact}} --split test --index indexes/scifact --out eval/out/scifact --depth 50 --k 5 --sweep-depth 10,20,30,50,75,100 --sweep-rrf-k 1,10,30,60,100 --sweep-retriever-depth 25,50,100,200
 
-# The LLM rerankers (pointwise, listwise) against hybrid on SciFact test at
-# depth 10, on the first N queries (2 cores: ~1 min per query for both);
-# report and run files in eval/out/scifact-<kind>.
+# The three rerankers (the committed cross-encoder, LLM pointwise, listwise)
+# against hybrid on SciFact test at depth 10, on the first N queries (2 cores:
+# ~1 min per query for the LLM ones); report and run files in
+# eval/out/scifact-<kind>.
 eval-llm queries="100": fetch-models fetch-llm
     cargo build --release --bin sift
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset {{scifact}} --split test --index indexes/scifact --out eval/out/scifact-cross-encoder --depth 10 --k 10 --max-queries {{queries}} --reranker cross-encoder --reranker-path data/rerankers/sift-minilm-l6-scifact --rerank-max-length 128
     for kind in llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift eval --dataset {{scifact}} --split test --index indexes/scifact --out eval/out/scifact-$kind --depth 10 --k 10 --max-queries {{queries}} --reranker $kind --llm-max-passage-chars 300; done
 
 # Ask the demo's seed question with each reranker (LLM ones need `just fetch-llm`).
+# The cross-encoder is the committed one (no hub needed; trained on SciFact,
+# so out of its domain here); the LLM ones read data/models/gemma-3-270m.
 demo-rerankers: fetch-llm
     test -f target/demo-index/sift-index.json || just demo
     cargo build --release --bin sift
-    for kind in cross-encoder llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "how do I set up two-factor authentication" --index target/demo-index --depth 10 --k 3 --reranker $kind --timings; done
+    for kind in cross-encoder llm listwise; do SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 SIFT_RERANKER_PATH=data/rerankers/sift-minilm-l6-scifact ./target/release/sift search "how do I set up two-factor authentication" --index target/demo-index --depth 10 --k 3 --reranker $kind --timings; done
 
 # Train the bundled reranker (data/rerankers/sift-minilm-l6-scifact) again
 # from SciFact's train split: all-MiniLM-L6-v2 + a fresh head, hard negatives

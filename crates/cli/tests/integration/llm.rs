@@ -152,7 +152,16 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// `sift serve` on a free port; returns the child and its base URL.
+/// The trained cross-encoder committed in data/rerankers.
+fn committed_reranker() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/rerankers/sift-minilm-l6-scifact")
+        .canonicalize()
+        .expect("data/rerankers/sift-minilm-l6-scifact is committed")
+}
+
+/// `sift serve` on a free port, with the GGUF model and the committed
+/// cross-encoder; returns the child and its base URL.
 fn serve(sift: &Sift) -> (KillOnDrop, String) {
     let gguf = gguf_path();
     let mut child = sift
@@ -168,6 +177,7 @@ fn serve(sift: &Sift) -> (KillOnDrop, String) {
             "600",
         ])
         .env("SIFT_LLM_GGUF", &gguf)
+        .env("SIFT_RERANKER_PATH", committed_reranker())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -223,6 +233,124 @@ fn http_backend_against_sift_serve_matches_in_process() {
         assert_eq!((&x.0, x.1), (&y.0, y.1));
         assert!((x.2 - y.2).abs() < 0.02, "{x:?} vs {y:?}");
     }
+}
+
+/// POST `body` as JSON to `url` (`http://host:port/path`) with a plain
+/// HTTP/1.1 exchange; the status and the parsed JSON answer.
+fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(300)))
+        .unwrap();
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (_, json) = response
+        .split_once("\r\n\r\n")
+        .expect("a header and a body");
+    let json = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {response}"));
+    (status, json)
+}
+
+/// (doc id, chunk ordinal) -> rerank score of a `/search` answer.
+fn api_scores_by_chunk(response: &Value) -> Vec<(String, u64, f64)> {
+    let mut v: Vec<(String, u64, f64)> = response["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["doc_id"].as_str().unwrap().to_string(),
+                h["ordinal"].as_u64().unwrap(),
+                h["scores"]["rerank"]
+                    .as_f64()
+                    .expect("every hit is reranked"),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    v
+}
+
+#[test]
+fn the_search_route_reranks_with_each_reranker() {
+    let sift = sandbox();
+    let (server, url) = serve(&sift);
+    let api = |reranker: &str, instruction: Option<&str>| {
+        let mut body =
+            serde_json::json!({"query": QUERY, "depth": 4, "k": 4, "reranker": reranker});
+        if let Some(i) = instruction {
+            body["instruction"] = i.into();
+        }
+        let (status, answer) = post_json(&format!("{url}/search"), &body);
+        assert_eq!(status, 200, "{reranker}: {answer}");
+        assert_eq!(answer["hits"].as_array().unwrap().len(), 4, "{answer}");
+        answer
+    };
+    let cross = api("cross-encoder", None);
+    let llm = api("llm", None);
+    let told = api("llm", Some("prefer recent documents"));
+    let listwise = api("listwise", None);
+    drop(server);
+
+    let by = |a: &Value| a["reranked_by"].as_str().unwrap().to_string();
+    assert!(
+        by(&cross).contains("sift-minilm-l6-scifact"),
+        "{}",
+        by(&cross)
+    );
+    assert!(by(&llm).starts_with("llm pointwise"), "{}", by(&llm));
+    assert!(by(&listwise).starts_with("listwise"), "{}", by(&listwise));
+    // Each answer is ordered by its final score: the reranker's own, or
+    // for the trained cross-encoder its validated blend with stage 1.
+    for answer in [&cross, &llm, &listwise] {
+        let scores: Vec<f64> = answer["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["score"].as_f64().unwrap())
+            .collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    }
+    assert!(by(&cross).contains("blended with the stage-1 order"), "{}", by(&cross));
+    for h in cross["hits"].as_array().unwrap() {
+        assert_eq!(h["score"], h["scores"]["blended"], "{h}");
+        assert!(h["scores"]["rerank"].is_f64(), "the raw logit is kept: {h}");
+    }
+    // The same model and prompts as the CLI's in-process reranker.
+    let cli = search(&sift, &["--reranker", "llm"]);
+    let (a, b) = (scores_by_chunk(&cli), api_scores_by_chunk(&llm));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.0, x.1), (&y.0, y.1));
+        assert!((x.2 - y.2).abs() < 1e-4, "{x:?} vs {y:?}");
+    }
+    // The instruction reaches the model over HTTP too.
+    assert_ne!(api_scores_by_chunk(&told), api_scores_by_chunk(&llm));
+    // Listwise: 1/rank of a full permutation.
+    let mut ranks: Vec<f64> = api_scores_by_chunk(&listwise)
+        .iter()
+        .map(|x| 1.0 / x.2)
+        .collect();
+    ranks.sort_by(f64::total_cmp);
+    assert!(
+        ranks
+            .iter()
+            .zip(1..)
+            .all(|(r, i)| (r - i as f64).abs() < 1e-4),
+        "{ranks:?}"
+    );
 }
 
 #[test]
