@@ -323,7 +323,11 @@ fn the_search_route_reranks_with_each_reranker() {
             .collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     }
-    assert!(by(&cross).contains("blended with the stage-1 order"), "{}", by(&cross));
+    assert!(
+        by(&cross).contains("blended with the stage-1 order"),
+        "{}",
+        by(&cross)
+    );
     for h in cross["hits"].as_array().unwrap() {
         assert_eq!(h["score"], h["scores"]["blended"], "{h}");
         assert!(h["scores"]["rerank"].is_f64(), "the raw logit is kept: {h}");
