@@ -764,6 +764,9 @@ impl Reranker for Borrowed<'_> {
     fn follows_instructions(&self) -> bool {
         self.0.follows_instructions()
     }
+    fn stage1_weight(&self) -> f32 {
+        self.0.stage1_weight()
+    }
     fn score(
         &self,
         query: &RerankQuery<'_>,

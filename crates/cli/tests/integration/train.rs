@@ -109,9 +109,14 @@ fn training_is_deterministic_and_its_checkpoint_reranks_search() {
     assert!(by.contains("ce-a"), "reranked by {by:?}");
     let hits = response["hits"].as_array().unwrap();
     assert_eq!(hits.len(), 3);
+    // Ordered by the final score: the logit, or its blend with stage 1 at
+    // the weight the run chose on validation.
+    let weight = config["sift_trained"]["stage1_weight"].as_f64().unwrap();
+    let order_by = if weight > 0.0 { "blended" } else { "rerank" };
+    assert!(hits.iter().all(|h| h["scores"]["rerank"].is_f64()));
     let scores: Vec<f64> = hits
         .iter()
-        .map(|h| h["scores"]["rerank"].as_f64().expect("a rerank score"))
+        .map(|h| h["scores"][order_by].as_f64().expect("the ordering score"))
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
 }
