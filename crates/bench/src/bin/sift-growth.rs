@@ -125,19 +125,7 @@ struct SizeReport {
 }
 
 fn main() -> Result<()> {
-    // As the `sift` binary does (so HNSW inserts run as `sift index` runs them).
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
-            std::env::set_var(var, "1");
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    sift_bench::run_as_sift_does();
     let args = Args::parse();
     if let Some(dir) = &args.probe {
         let probe = probe(&args, dir)?;

@@ -89,20 +89,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    // As the `sift` binary does: candle kernels single-threaded, batches on
-    // parallel workers (see sift_bert's map_batches).
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
-            std::env::set_var(var, "1");
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    sift_bench::run_as_sift_does();
     let mut args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     if args.peak_gflops.is_none() {
