@@ -155,6 +155,8 @@ pub struct EvalRun {
     qrels: Qrels,
     index: IndexSummary,
     notes: Vec<String>,
+    /// The blend weight of the stage-1 order (options or the reranker's).
+    stage1_weight: f32,
 }
 
 /// What stage 1 returned for one query, at chunk level, restricted to
@@ -237,9 +239,11 @@ impl EvalRun {
         let distinct_ids = doc_ids.len();
         let (engine, index) = open_index(&options, &documents, distinct_ids)?;
         drop(documents);
+        let stage1_weight = engine.stage1_weight_of(&options.config.search);
         Ok(EvalRun {
             options,
             engine,
+            stage1_weight,
             dataset_name,
             corpus,
             queries,
@@ -381,7 +385,8 @@ impl EvalRun {
                         scored.extend(more);
                         spent += took;
                     }
-                    acc.depth_rerank[i].push(&query.id, rank_by_scores(candidates, &scored));
+                    let ranked = rank_by_scores(candidates, &scored, self.stage1_weight);
+                    acc.depth_rerank[i].push(&query.id, ranked);
                     acc.depth_rerank_latency[i].push(spent);
                     acc.depth_rerank_chunks[i] += candidates
                         .iter()
@@ -443,7 +448,8 @@ impl EvalRun {
     /// read.
     fn rerank(&self, query: &str, fused: &[Fused]) -> Result<(Vec<String>, Duration, usize)> {
         let (scores, took) = self.score(query, fused)?;
-        Ok((rank_by_scores(fused, &scores), took, scores.len()))
+        let ranked = rank_by_scores(fused, &scores, self.stage1_weight);
+        Ok((ranked, took, scores.len()))
     }
 
     /// Reranker scores (`config.search.reranker`) of the fused chunks (those still in the index),
@@ -462,19 +468,15 @@ impl EvalRun {
             .collect();
         let n = candidates.len();
         let mut timings = StageTimings::default();
-        let (hits, _, _) = self.engine.rerank_with(
-            query,
-            &self.options.config.search,
-            candidates,
-            n,
-            &mut timings,
-        )?;
+        // Raw scores only: a blend depends on the whole candidate list
+        // (ranks within it), so `rank_by_scores` blends each list itself.
+        let options = self.options.config.search.clone().stage1_weight(Some(0.0));
+        let (hits, _, _) = self
+            .engine
+            .rerank_with(query, &options, candidates, n, &mut timings)?;
         let scores = hits
             .into_iter()
-            .filter_map(|c| {
-                let order = c.scores.blended.or(c.scores.rerank);
-                order.map(|s| (c.chunk.id, (s, c.chunk.doc_id)))
-            })
+            .filter_map(|c| c.scores.rerank.map(|s| (c.chunk.id, (s, c.chunk.doc_id))))
             .collect();
         Ok((scores, timings.get(Stage::Rerank)))
     }
@@ -664,19 +666,28 @@ fn report_metrics(o: &EvalOptions) -> Vec<Metric> {
     metrics
 }
 
-/// Cross-encoder scores of one query's chunks: chunk → (logit, document).
+/// Raw reranker scores of one query's chunks: chunk → (logit, document).
 type Scored = HashMap<ChunkId, (f32, String)>;
 
-/// Documents in reranked order: the candidates sorted by score (a stable
-/// sort, so ties keep the fused order, as `sift_rerank::rerank` does), each
-/// document at its best chunk. Candidates without a score are dropped.
-fn rank_by_scores(candidates: &[Fused], scores: &Scored) -> Vec<String> {
-    let mut ranked: Vec<&(f32, String)> = candidates
+/// Documents in reranked order: the candidates (in fused order) sorted by
+/// score — blended with their fused ranks at `stage1_weight`, as
+/// `sift_rerank::rerank` does, when it is above 0 — by a stable sort, so
+/// ties keep the fused order; each document at its best chunk. Candidates
+/// without a score are dropped.
+fn rank_by_scores(candidates: &[Fused], scores: &Scored, stage1_weight: f32) -> Vec<String> {
+    let scored: Vec<&(f32, String)> = candidates
         .iter()
         .filter_map(|f| scores.get(&f.chunk_id))
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    collapse_to_documents(ranked.iter().map(|(_, d)| d.as_str()), usize::MAX)
+    let raw: Vec<f32> = scored.iter().map(|(s, _)| *s).collect();
+    let order = if stage1_weight > 0.0 {
+        sift_rerank::blend(&raw, stage1_weight)
+    } else {
+        raw
+    };
+    let mut ranked: Vec<usize> = (0..scored.len()).collect();
+    ranked.sort_by(|&a, &b| order[b].total_cmp(&order[a]));
+    collapse_to_documents(ranked.iter().map(|&i| scored[i].1.as_str()), usize::MAX)
         .into_iter()
         .map(str::to_owned)
         .collect()
@@ -974,12 +985,37 @@ mod tests {
             .map(|&(id, s, d)| (ChunkId(id), (s, d.to_string())))
             .collect();
         // b (best chunk 3.0), then a and c tied at 0.5 in fused order.
-        assert_eq!(rank_by_scores(&fused, &scores), ["b", "a", "c"]);
+        assert_eq!(rank_by_scores(&fused, &scores, 0.0), ["b", "a", "c"]);
         // A candidate without a score (deleted chunk) is dropped.
         assert_eq!(
-            rank_by_scores(&fused[..1], &Scored::new()),
+            rank_by_scores(&fused[..1], &Scored::new(), 0.0),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn a_blend_is_over_the_whole_candidate_list() {
+        let fused: Vec<Fused> = (1..=4)
+            .map(|i| Fused {
+                chunk_id: ChunkId(i),
+                scores: sift_core::Scores::default(),
+            })
+            .collect();
+        let scores: Scored = [(1, 0.1, "a"), (2, 0.2, "b"), (3, 5.0, "c"), (4, 4.0, "d")]
+            .iter()
+            .map(|&(id, s, d)| (ChunkId(id), (s, d.to_string())))
+            .collect();
+        // What the engine would do with these four candidates in one call.
+        let blended = sift_rerank::blend(&[0.1, 0.2, 5.0, 4.0], 0.5);
+        let mut want: Vec<usize> = (0..4).collect();
+        want.sort_by(|&x, &y| blended[y].total_cmp(&blended[x]));
+        let want: Vec<&str> = want.iter().map(|&i| ["a", "b", "c", "d"][i]).collect();
+        assert_eq!(rank_by_scores(&fused, &scores, 0.5), want);
+        // The ranks are within the list ordered (the depth sweep scores a
+        // list in pieces, so blending per piece would be wrong): c is
+        // first by the reranker, a by stage 1, b beats d on the sum.
+        assert_eq!(want, ["c", "a", "b", "d"]);
+        assert_eq!(rank_by_scores(&fused, &scores, 0.0), ["c", "d", "b", "a"]);
     }
 
     #[test]

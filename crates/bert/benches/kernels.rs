@@ -4,7 +4,7 @@
 //! GEMM throughput is reported in elements = multiply–adds (GFLOP/s = 2 ×).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sift_bert::kernels::{self, Matmul, PackedLinear};
+use sift_bert::kernels::{self, Isa, Matmul, PackedLinear};
 use std::hint::black_box;
 
 const SEQS: usize = 16;
@@ -24,9 +24,21 @@ fn gemm(c: &mut Criterion) {
         let (a, w, b) = (data(m * k, 0.1), data(n * k, 0.2), data(n, 0.3));
         let mut out = vec![0f32; m * n];
         group.throughput(Throughput::Elements((m * n * k) as u64));
-        for kind in [Matmul::F32, Matmul::Bf16] {
-            let lin = PackedLinear::new(&w, &b, n, k, kind);
-            let label = format!("{:?}", lin.kind()).to_lowercase();
+        let isa = Isa::detect();
+        let without_amx = Isa {
+            amx_bf16: false,
+            ..isa
+        };
+        let mut paths = vec![(Matmul::F32, isa), (Matmul::Bf16, without_amx)];
+        if isa.amx_bf16 {
+            paths.push((Matmul::Bf16, isa));
+        }
+        for (kind, isa) in paths {
+            let lin = PackedLinear::for_isa(&w, &b, n, k, kind, isa);
+            let label = match (lin.kind(), lin.uses_amx()) {
+                (_, true) => "bf16-amx".to_string(),
+                (kind, false) => format!("{kind:?}").to_lowercase(),
+            };
             group.bench_function(BenchmarkId::new(name, label), |bench| {
                 bench.iter(|| lin.forward(black_box(&a), m, &mut out))
             });

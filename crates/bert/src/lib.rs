@@ -16,11 +16,10 @@ mod error;
 mod files;
 pub mod kernels;
 mod model;
-mod precision;
 
 pub use bi_encoder::BiEncoder;
 pub use cross_encoder::{CrossEncoder, TrainedWith};
 pub use error::{Error, Result};
 pub use files::{ModelFiles, ModelRole};
-pub use precision::Precision;
+pub use sift_core::Precision;
 pub use tokenizers::Tokenizer;

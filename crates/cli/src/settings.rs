@@ -43,6 +43,10 @@ pub struct Settings {
     /// Texts per bi-encoder batch.
     #[arg(long, global = true, help_heading = "Models")]
     pub embed_batch_size: Option<usize>,
+    /// Arithmetic of both models: f32 (exact) or fast (bf16 on AMX /
+    /// AVX-512 BF16 CPUs, f32 elsewhere).
+    #[arg(long, global = true, env = "SIFT_PRECISION", help_heading = "Models")]
+    pub precision: Option<sift_core::Precision>,
 
     /// Body tokens per chunk (used when an index is created).
     #[arg(long, global = true, help_heading = "Chunking")]
@@ -140,6 +144,7 @@ impl Settings {
         }
         set(&mut m.embed_max_tokens, self.embed_max_tokens);
         set(&mut m.embed_batch_size, self.embed_batch_size);
+        set(&mut m.precision, self.precision);
         set(&mut config.chunking.max_tokens, self.chunk_tokens);
         set(&mut config.chunking.overlap_tokens, self.chunk_overlap);
         set(&mut config.index.commit_every_chunks, self.commit_every);

@@ -10,6 +10,7 @@ mod candidate;
 mod config;
 mod document;
 mod error;
+mod precision;
 mod timings;
 
 pub use candidate::{Candidate, RankedScore, Scores};
@@ -20,4 +21,5 @@ pub use config::{
 };
 pub use document::{Chunk, ChunkId, Document, Metadata};
 pub use error::{Error, Result};
+pub use precision::Precision;
 pub use timings::{Stage, StageTimings};

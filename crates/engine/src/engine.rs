@@ -173,10 +173,11 @@ impl Engine {
             return Err(Error::NoIndex(dir));
         }
         let files = ModelFiles::resolve(&b.config.models.bi_encoder, ModelRole::BiEncoder)?;
-        let bi_encoder = BiEncoder::load(
+        let bi_encoder = BiEncoder::load_with(
             &files,
             b.config.models.embed_max_tokens,
             b.config.models.embed_batch_size,
+            b.config.models.precision,
         )?;
         let created = existing.is_none();
         let meta = match existing {
@@ -312,6 +313,16 @@ impl Engine {
     /// model when it is an LLM reranker), or why it cannot be had.
     pub fn reranker_status_of(&self, kind: RerankerKind) -> std::result::Result<String, String> {
         self.reranker_of(kind).map(|r| r.describe())
+    }
+
+    /// The weight of the stage-1 order in the blend for `options`: its
+    /// `stage1_weight` if set, else the reranker's own (a trained
+    /// checkpoint's validated weight), 0 when the reranker cannot be had.
+    pub fn stage1_weight_of(&self, options: &SearchOptions) -> f32 {
+        options.stage1_weight.unwrap_or_else(|| {
+            self.reranker_of(options.reranker)
+                .map_or(0.0, |r| r.stage1_weight())
+        })
     }
 
     /// The reranker of a kind, or why it cannot be had.
@@ -842,7 +853,12 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
     let models = &config.models;
     let load = |source: &sift_core::ModelSource| {
         ModelFiles::resolve(source, ModelRole::CrossEncoder).and_then(|files| {
-            CrossEncoder::load(&files, config.rerank.max_length, config.rerank.batch_size)
+            CrossEncoder::load_with(
+                &files,
+                config.rerank.max_length,
+                config.rerank.batch_size,
+                models.precision,
+            )
         })
     };
     let primary = match load(&models.cross_encoder) {

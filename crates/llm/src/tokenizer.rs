@@ -175,9 +175,8 @@ impl SpmTokenizer {
                 Some(&id) => out.push(id),
                 None => {
                     for b in piece.bytes() {
-                        match self.bytes[b as usize].or(self.unknown) {
-                            Some(id) => out.push(id),
-                            None => {}
+                        if let Some(id) = self.bytes[b as usize].or(self.unknown) {
+                            out.push(id)
                         }
                     }
                 }

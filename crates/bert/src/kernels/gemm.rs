@@ -9,6 +9,10 @@
 //!   products summed into an f32 lane). Activations are rounded to bf16 per
 //!   call; accumulation stays f32. Twice the multiply throughput of f32 FMA
 //!   and half the weight bytes; falls back to F32 without `avx512_bf16`.
+//!   Where the CPU has AMX (and the shape fits its tiles), the bf16 weight
+//!   is packed into AMX tiles instead and multiplied by `tdpbf16ps`
+//!   ([`super::amx`]): same rounding, same f32 accumulation, many times
+//!   the throughput.
 
 use super::Isa;
 
@@ -26,7 +30,7 @@ const MR: usize = 4;
 /// Rows per cache block, so a block of bf16 activations stays in L2 while
 /// every weight panel passes over it.
 const MC: usize = 96;
-const _: () = assert!(MR == 4 && MC % MR == 0);
+const _: () = assert!(MR == 4 && MC.is_multiple_of(MR));
 
 enum Repr {
     /// Wᵀ, `[k, n]` row-major.
@@ -34,6 +38,9 @@ enum Repr {
     /// Panel `p` holds columns `64p..64p+64`; inside it, k-pair `t` is 64
     /// u32 values (column-major pairs `(W[c][2t], W[c][2t+1])` as bf16).
     Bf16 { panels: Vec<u16> },
+    /// AMX B tiles (see [`super::amx::pack`]).
+    #[cfg(target_arch = "x86_64")]
+    Amx { tiles: Vec<u16> },
 }
 
 /// A linear layer's weight `[n, k]` (PyTorch layout) and bias `[n]`,
@@ -63,10 +70,37 @@ pub fn bf16_to_f32(b: u16) -> f32 {
 impl PackedLinear {
     /// `weight`: `[n, k]` row-major; `bias`: `[n]`.
     pub fn new(weight: &[f32], bias: &[f32], n: usize, k: usize, kind: Matmul) -> PackedLinear {
+        Self::for_isa(weight, bias, n, k, kind, Isa::detect())
+    }
+
+    /// As [`PackedLinear::new`], for the given instruction sets (a subset of
+    /// the detected ones: tests and benchmarks compare the paths).
+    pub fn for_isa(
+        weight: &[f32],
+        bias: &[f32],
+        n: usize,
+        k: usize,
+        kind: Matmul,
+        isa: Isa,
+    ) -> PackedLinear {
         assert_eq!(weight.len(), n * k, "weight is not [n, k]");
         assert_eq!(bias.len(), n, "bias is not [n]");
-        let bf16 = kind == Matmul::Bf16 && Isa::detect().avx512_bf16 && n % NR == 0 && k % 2 == 0;
-        let repr = if bf16 {
+        let bf16 =
+            kind == Matmul::Bf16 && isa.avx512_bf16 && n.is_multiple_of(NR) && k.is_multiple_of(2);
+        #[cfg(target_arch = "x86_64")]
+        let amx = kind == Matmul::Bf16 && isa.amx_bf16 && super::amx::fits(n, k);
+        #[cfg(not(target_arch = "x86_64"))]
+        let amx = false;
+        let repr = if amx {
+            #[cfg(target_arch = "x86_64")]
+            {
+                Repr::Amx {
+                    tiles: super::amx::pack(weight, n, k),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("AMX is x86-64 only")
+        } else if bf16 {
             let mut panels = vec![0u16; n * k];
             for p in 0..n / NR {
                 let panel = &mut panels[p * NR * k..][..NR * k];
@@ -109,7 +143,18 @@ impl PackedLinear {
         match self.repr {
             Repr::F32 { .. } => Matmul::F32,
             Repr::Bf16 { .. } => Matmul::Bf16,
+            #[cfg(target_arch = "x86_64")]
+            Repr::Amx { .. } => Matmul::Bf16,
         }
+    }
+
+    /// Whether the product runs on AMX tiles.
+    pub fn uses_amx(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Repr::Amx { .. } = self.repr {
+            return true;
+        }
+        false
     }
 
     /// `out[m, n] = a[m, k] · Wᵀ + b`, single-threaded (callers run batches
@@ -164,6 +209,20 @@ impl PackedLinear {
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("bf16 panels are only built on x86-64");
+            }
+            #[cfg(target_arch = "x86_64")]
+            Repr::Amx { tiles } => {
+                // Tiles read 16 rows at a time: the padding rows are zero.
+                let mut a16 = vec![0u16; m.div_ceil(16) * 16 * k];
+                // SAFETY: an Amx representation is only built when AMX-BF16
+                // (so AVX-512 BF16) was detected and the OS granted the tile
+                // state, for a shape that `fits`; `a16` has m rounded up to
+                // 16 rows, `tiles` is n * k by construction, `out` is
+                // asserted above.
+                unsafe {
+                    super::amx::round_to_bf16(&a[..m * k], &mut a16);
+                    super::amx::gemm(&a16, m, k, tiles, n, &self.bias, out)
+                };
             }
         }
     }
@@ -325,8 +384,13 @@ mod tests {
         // Rows not a multiple of the 6-row tile nor of the 96-row block.
         for (m, n, k) in [(1, 64, 2), (5, 64, 384), (103, 192, 384), (200, 128, 1536)] {
             let (a, w, b) = (data(m * k, 0.4), data(n * k, 0.5), data(n, 0.6));
-            let lin = PackedLinear::new(&w, &b, n, k, Matmul::Bf16);
+            let without_amx = Isa {
+                amx_bf16: false,
+                ..Isa::detect()
+            };
+            let lin = PackedLinear::for_isa(&w, &b, n, k, Matmul::Bf16, without_amx);
             assert_eq!(lin.kind(), Matmul::Bf16);
+            assert!(!lin.uses_amx());
             let mut out = vec![0f32; m * n];
             lin.forward(&a, m, &mut out);
             let round =
@@ -339,6 +403,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn amx_matches_plain_matmul_on_rounded_operands() {
+        if !Isa::detect().amx_bf16 {
+            eprintln!("no AMX here: the bf16 path uses AVX-512 BF16, tested above");
+            return;
+        }
+        // Rows: fewer than one tile, a 16-row tail after 32-row blocks, more
+        // than one 256-row cache block with a ragged end; k over several tiles.
+        for (m, n, k) in [
+            (1, 32, 32),
+            (10, 384, 384),
+            (48, 64, 96),
+            (300, 96, 1536),
+            (517, 1152, 384),
+        ] {
+            let (a, w, b) = (data(m * k, 0.7), data(n * k, 0.8), data(n, 0.9));
+            let lin = PackedLinear::new(&w, &b, n, k, Matmul::Bf16);
+            assert!(lin.uses_amx(), "({m},{n},{k}) should fit AMX tiles");
+            // Poison the output: every element must be written.
+            let mut out = vec![f32::NAN; m * n];
+            lin.forward(&a, m, &mut out);
+            let round =
+                |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
+            let want = reference(&round(&a), &round(&w), &b, m, n, k);
+            for (i, (g, r)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()),
+                    "({m},{n},{k}) {i}: {g} vs {r}"
+                );
+            }
+        }
+        // Shapes that do not fit the tiles fall back to the AVX-512 panels.
+        let (w, b) = (data(64 * 30, 0.1), data(64, 0.2));
+        assert!(!PackedLinear::new(&w, &b, 64, 30, Matmul::Bf16).uses_amx());
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! AVX-512 target feature, so the compiler vectorises them for the wide
 //! registers where they exist.
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod attention;
 pub mod gemm;
 pub mod ops;
@@ -31,6 +33,9 @@ pub struct Isa {
     pub avx512: bool,
     /// AVX-512 BF16: `vdpbf16ps`, a bf16 dot product into f32 accumulators.
     pub avx512_bf16: bool,
+    /// AMX-TILE + AMX-BF16 with the tile state granted by the OS:
+    /// `tdpbf16ps`, a 16 × 16 × 32 bf16 tile product per instruction.
+    pub amx_bf16: bool,
 }
 
 impl Isa {
@@ -45,14 +50,22 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("fma");
                 let avx512_bf16 = avx512 && std::arch::is_x86_feature_detected!("avx512bf16");
+                // SIFT_KERNELS=portable forces the fallback and
+                // SIFT_KERNELS=no-amx the AVX-512 BF16 path (tests, comparisons).
+                let choice = std::env::var("SIFT_KERNELS").unwrap_or_default();
+                if choice == "portable" {
+                    return Isa::portable();
+                }
+                let amx_bf16 = avx512_bf16
+                    && choice != "no-amx"
+                    && amx::cpu_has_amx_bf16()
+                    && amx::request_permission();
                 let isa = Isa {
                     avx512,
                     avx512_bf16,
+                    amx_bf16,
                 };
-                // SIFT_KERNELS=portable forces the fallback (tests, comparisons).
-                if std::env::var("SIFT_KERNELS").as_deref() == Ok("portable") {
-                    return Isa::portable();
-                }
+                tracing::debug!(?isa, "kernels");
                 isa
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -66,6 +79,7 @@ impl Isa {
         Isa {
             avx512: false,
             avx512_bf16: false,
+            amx_bf16: false,
         }
     }
 }
