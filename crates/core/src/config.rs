@@ -596,6 +596,24 @@ mod tests {
     }
 
     #[test]
+    fn precision_reads_from_toml_and_flags_alike() {
+        assert_eq!(Config::default().models.precision, Precision::F32);
+        for (text, want) in [
+            ("fast", Precision::Fast),
+            ("bf16", Precision::Fast),
+            ("f32", Precision::F32),
+            ("exact", Precision::F32),
+        ] {
+            let config: Config =
+                toml::from_str(&format!("[models]\nprecision = \"{text}\"\n")).unwrap();
+            assert_eq!(config.models.precision, want, "{text}");
+            assert_eq!(text.parse::<Precision>().unwrap(), want, "{text}");
+        }
+        assert!(toml::from_str::<Config>("[models]\nprecision = \"int4\"\n").is_err());
+        assert!("int4".parse::<Precision>().is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = toml::from_str::<Config>("[search]\ndepht = 20\n").unwrap_err();
         assert!(err.to_string().contains("depht"), "{err}");

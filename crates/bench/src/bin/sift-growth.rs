@@ -25,7 +25,7 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sift_bench::growth::{dir_bytes, replica, Memory};
 use sift_bench::{progress_bar, Latency};
-use sift_core::{Chunk, ChunkId, Config, ModelSource, SearchOptions, Stage};
+use sift_core::{Chunk, ChunkId, Config, ModelSource, Precision, SearchOptions, Stage};
 use sift_engine::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,9 @@ struct Args {
     cross_encoder: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
     rerank_queries: usize,
+    /// Arithmetic of the models (f32 or fast), as `sift --precision`.
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Where growth.json goes.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -138,6 +141,7 @@ fn main() -> Result<()> {
 fn config(args: &Args) -> Config {
     let mut config = Config::default();
     config.models.bi_encoder = ModelSource::local(&args.bi_encoder);
+    config.models.precision = args.precision;
     if let Some(dir) = &args.cross_encoder {
         config.models.cross_encoder = ModelSource::local(dir);
     }
@@ -200,8 +204,10 @@ fn run(args: &Args) -> Result<()> {
             .map(|(c, _)| c.passage())
             .collect();
         eprintln!(
-            "measuring the bi-encoder on {} passages (f32, as `sift index`) …",
-            sample.len()
+            "measuring the bi-encoder on {} passages ({}, as `sift index --precision {}`) …",
+            sample.len(),
+            args.precision,
+            args.precision
         );
         let t = Instant::now();
         std::hint::black_box(source.bi_encoder().embed(&sample)?);
@@ -270,6 +276,7 @@ fn run(args: &Args) -> Result<()> {
         "embed_seconds_note": "extrapolated: chunks / embed_passages_per_second, measured on this run's sample",
         "queries": args.queries,
         "depth": args.depth,
+        "precision": args.precision.name(),
         "rayon_threads": std::env::var("RAYON_NUM_THREADS").ok(),
         "sizes": reports,
     });
@@ -303,6 +310,8 @@ fn spawn_probe(args: &Args, dir: &Path, with_reranker: bool) -> Result<Probe> {
         .arg(args.queries.to_string())
         .arg("--depth")
         .arg(args.depth.to_string())
+        .arg("--precision")
+        .arg(args.precision.name())
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("starting the probe")?;
@@ -417,7 +426,10 @@ fn print_tables(
         source.stage1.p95_ms,
     );
     if let Some(r) = embed_rate {
-        println!("bi-encoder (f32, this run): {r:.1} passages/s; the embed column is extrapolated from it");
+        println!(
+            "bi-encoder ({}, this run): {r:.1} passages/s; the embed column is extrapolated from it",
+            args.precision
+        );
     }
     println!(
         "\nreplicas beyond the originals carry perturbed copies of the stored embeddings (noise {}), not model embeddings",

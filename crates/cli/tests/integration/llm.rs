@@ -4,7 +4,7 @@
 //! for a missing model or a dead endpoint. Depths are kept to a handful of
 //! candidates so CI stays fast on 2 cores.
 
-use crate::util::{doc_id, gguf_path, helpcentre_dir, Sift};
+use crate::util::{committed_reranker, doc_id, gguf_path, helpcentre_dir, Sift};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::Child;
@@ -150,14 +150,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The trained cross-encoder committed in data/rerankers.
-fn committed_reranker() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/rerankers/sift-minilm-l6-scifact")
-        .canonicalize()
-        .expect("data/rerankers/sift-minilm-l6-scifact is committed")
 }
 
 /// `sift serve` on a free port, with the GGUF model and the committed

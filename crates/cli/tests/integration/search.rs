@@ -1,7 +1,9 @@
 //! Searching: output formats, citations, provenance, timings, the demo.
 
 use crate::index::{index_small_corpus, SMALL_CORPUS_DOCS};
-use crate::util::{body_of, doc_id, doc_ids, helpcentre_dir, parse_hit_line, text, Sift};
+use crate::util::{
+    body_of, committed_reranker, doc_id, doc_ids, helpcentre_dir, parse_hit_line, text, Sift,
+};
 use serde_json::Value;
 
 const QUERY: &str = "what happens to my notes when I close my account";
@@ -316,5 +318,62 @@ fn demo_helpcentre_answers_the_seed_query() {
         ids.iter()
             .any(|id| id == "data-retention/what-happens-to-your-data-after-account-closure.md"),
         "{ids:?}"
+    );
+}
+
+/// `--precision fast` (bf16 products on AMX / AVX-512 BF16, f32 elsewhere)
+/// reranks the same candidates to nearly the same logits as exact f32, and
+/// so to the same best hit; the config key does the same as the flag.
+#[test]
+fn fast_precision_reranks_like_f32() {
+    let sift = Sift::new();
+    index_small_corpus(&sift);
+    let reranker = committed_reranker();
+    let reranker = reranker.to_str().unwrap();
+    let search = |extra: &[&str]| {
+        let mut args = vec!["--k", "5", "--depth", "10", "--reranker-path", reranker];
+        args.extend_from_slice(extra);
+        sift.search_json(QUERY, &args)
+    };
+    let logits = |response: &Value| -> Vec<(String, f64)> {
+        response["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["chunk"]["id"].to_string(),
+                    h["scores"]["rerank"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let exact = search(&["--precision", "f32"]);
+    let fast = search(&["--precision", "fast"]);
+    let config = sift.write("fast.toml", "[models]\nprecision = \"fast\"\n");
+    let from_config = search(&["--config", config.to_str().unwrap()]);
+    let (exact, fast, from_config) = (logits(&exact), logits(&fast), logits(&from_config));
+    assert_eq!(exact.len(), 5);
+    assert_eq!(fast, from_config, "flag and config key differ");
+    assert_eq!(
+        exact[0].0, fast[0].0,
+        "best hit differs: {exact:?} vs {fast:?}"
+    );
+    for (id, logit) in &fast {
+        // A hit of one list may be just below the other's top 5.
+        if let Some((_, want)) = exact.iter().find(|(e, _)| e == id) {
+            assert!(
+                (logit - want).abs() < 0.15,
+                "{id}: fast {logit} vs f32 {want}"
+            );
+        }
+    }
+    // A usage error (clap's exit code 2) that names the bad value.
+    let bad = sift.run(&["search", QUERY, "--precision", "int4"]);
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("unknown precision \"int4\""),
+        "{}",
+        bad.stderr
     );
 }

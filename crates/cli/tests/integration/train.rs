@@ -2,7 +2,7 @@
 //! deterministic given its seed, writes a checkpoint `sift search` reranks
 //! with, and refuses the test split.
 
-use crate::util::{helpcentre_dir, Sift};
+use crate::util::{committed_reranker, helpcentre_dir, Sift};
 use std::path::{Path, PathBuf};
 
 /// The demo eval set's judgements offered as a `train` split. This tests
@@ -145,10 +145,7 @@ fn training_refuses_the_test_split() {
 #[test]
 fn offline_search_falls_back_to_the_committed_reranker() {
     let sift = Sift::new();
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/rerankers/sift-minilm-l6-scifact")
-        .canonicalize()
-        .unwrap();
+    let bundled = committed_reranker();
     std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
     std::os::unix::fs::symlink(&bundled, sift.path("data/rerankers/sift-minilm-l6-scifact"))
         .unwrap();

@@ -31,6 +31,14 @@ pub fn gguf_path() -> PathBuf {
     path.canonicalize().unwrap()
 }
 
+/// The trained cross-encoder committed in data/rerankers.
+pub fn committed_reranker() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/rerankers/sift-minilm-l6-scifact")
+        .canonicalize()
+        .expect("data/rerankers/sift-minilm-l6-scifact is committed")
+}
+
 /// The demo corpus.
 pub fn helpcentre_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/helpcentre")
