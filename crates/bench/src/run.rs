@@ -972,18 +972,27 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c"]);
     }
 
-    #[test]
-    fn reranked_order_is_by_score_with_ties_in_fused_order() {
-        let fused: Vec<Fused> = (1..=4)
+    /// Chunks 1..=n in fused order.
+    fn fused(n: u64) -> Vec<Fused> {
+        (1..=n)
             .map(|i| Fused {
                 chunk_id: ChunkId(i),
                 scores: sift_core::Scores::default(),
             })
-            .collect();
-        let scores: Scored = [(1, 0.5, "a"), (2, 2.0, "b"), (3, 0.5, "c"), (4, 3.0, "b")]
+            .collect()
+    }
+
+    fn scored(entries: &[(u64, f32, &str)]) -> Scored {
+        entries
             .iter()
             .map(|&(id, s, d)| (ChunkId(id), (s, d.to_string())))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn reranked_order_is_by_score_with_ties_in_fused_order() {
+        let fused = fused(4);
+        let scores = scored(&[(1, 0.5, "a"), (2, 2.0, "b"), (3, 0.5, "c"), (4, 3.0, "b")]);
         // b (best chunk 3.0), then a and c tied at 0.5 in fused order.
         assert_eq!(rank_by_scores(&fused, &scores, 0.0), ["b", "a", "c"]);
         // A candidate without a score (deleted chunk) is dropped.
@@ -995,16 +1004,8 @@ mod tests {
 
     #[test]
     fn a_blend_is_over_the_whole_candidate_list() {
-        let fused: Vec<Fused> = (1..=4)
-            .map(|i| Fused {
-                chunk_id: ChunkId(i),
-                scores: sift_core::Scores::default(),
-            })
-            .collect();
-        let scores: Scored = [(1, 0.1, "a"), (2, 0.2, "b"), (3, 5.0, "c"), (4, 4.0, "d")]
-            .iter()
-            .map(|&(id, s, d)| (ChunkId(id), (s, d.to_string())))
-            .collect();
+        let fused = fused(4);
+        let scores = scored(&[(1, 0.1, "a"), (2, 0.2, "b"), (3, 5.0, "c"), (4, 4.0, "d")]);
         // What the engine would do with these four candidates in one call.
         let blended = sift_rerank::blend(&[0.1, 0.2, 5.0, 4.0], 0.5);
         let mut want: Vec<usize> = (0..4).collect();

@@ -391,17 +391,24 @@ mod tests {
             let lin = PackedLinear::for_isa(&w, &b, n, k, Matmul::Bf16, without_amx);
             assert_eq!(lin.kind(), Matmul::Bf16);
             assert!(!lin.uses_amx());
-            let mut out = vec![0f32; m * n];
-            lin.forward(&a, m, &mut out);
-            let round =
-                |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
-            let want = reference(&round(&a), &round(&w), &b, m, n, k);
-            for (i, (g, r)) in out.iter().zip(&want).enumerate() {
-                assert!(
-                    (*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()),
-                    "({m},{n},{k}) {i}: {g} vs {r}"
-                );
-            }
+            check_bf16(&lin, &a, &w, &b, m);
+        }
+    }
+
+    /// `lin` (bf16) against the plain product of the bf16-rounded operands;
+    /// the output starts as NaN, so every element must be written.
+    fn check_bf16(lin: &PackedLinear, a: &[f32], w: &[f32], b: &[f32], m: usize) {
+        let (n, k) = (lin.out_features(), lin.in_features());
+        let mut out = vec![f32::NAN; m * n];
+        lin.forward(a, m, &mut out);
+        let round =
+            |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
+        let want = reference(&round(a), &round(w), b, m, n, k);
+        for (i, (g, r)) in out.iter().zip(&want).enumerate() {
+            assert!(
+                (*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()),
+                "({m},{n},{k}) {i}: {g} vs {r}"
+            );
         }
     }
 
@@ -423,18 +430,7 @@ mod tests {
             let (a, w, b) = (data(m * k, 0.7), data(n * k, 0.8), data(n, 0.9));
             let lin = PackedLinear::new(&w, &b, n, k, Matmul::Bf16);
             assert!(lin.uses_amx(), "({m},{n},{k}) should fit AMX tiles");
-            // Poison the output: every element must be written.
-            let mut out = vec![f32::NAN; m * n];
-            lin.forward(&a, m, &mut out);
-            let round =
-                |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect() };
-            let want = reference(&round(&a), &round(&w), &b, m, n, k);
-            for (i, (g, r)) in out.iter().zip(&want).enumerate() {
-                assert!(
-                    (*g as f64 - r).abs() < 1e-3 * (1.0 + r.abs()),
-                    "({m},{n},{k}) {i}: {g} vs {r}"
-                );
-            }
+            check_bf16(&lin, &a, &w, &b, m);
         }
         // Shapes that do not fit the tiles fall back to the AVX-512 panels.
         let (w, b) = (data(64 * 30, 0.1), data(64, 0.2));
