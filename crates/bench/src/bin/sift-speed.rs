@@ -236,6 +236,7 @@ fn main() -> Result<()> {
             &passages,
             rerank_query,
             &rerank_passages,
+            reference_cross.max_length(),
         )?
     };
 
@@ -683,6 +684,9 @@ impl Peers {
         passages: &[String],
         query: &str,
         candidates: &[&str],
+        // The engine's pair length (a trained checkpoint caps it at its
+        // trained length): the peers must truncate alike to get the same inputs.
+        max_length: usize,
     ) -> Result<Option<Peers>> {
         let ok = Command::new(&args.python)
             .args([
@@ -713,7 +717,7 @@ impl Peers {
             "candidates": candidates,
             "batch_size": args.batch_size,
             "max_seq_length": 256,
-            "max_length": 512,
+            "max_length": max_length,
             "threads": std::thread::available_parallelism().map_or(2, |n| n.get()),
         });
         let spec_path = args.out.join("peers-spec.json");
