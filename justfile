@@ -126,7 +126,8 @@ bench-peers-setup:
     eval/.venv/bin/pip install --quiet --disable-pip-version-check -r eval/requirements-reference.txt -r eval/requirements-bench.txt
 
 # Time the engine's embed (2,000 passages) and rerank (50 pairs) in f32 and the
-# fast (bf16) precision, side by side with PyTorch and ONNX Runtime fp32/int8 on
+# fast precision (bf16: AMX tiles where the CPU has them, else AVX-512 BF16),
+# side by side with PyTorch and ONNX Runtime fp32/int8 on
 # the same inputs when the peers are installed; table on stdout, JSON in
 # target/bench/speed.json. Extra flags go to sift-speed (--help), e.g.
 # `just bench --runs 5 --cross-encoder data/rerankers/X`.
