@@ -113,7 +113,7 @@ pub struct ModelsConfig {
     pub embed_batch_size: usize,
     /// Arithmetic of both BERT models' matrix products: `f32` (exact, the
     /// default) or `fast` (bf16 operands on AMX / AVX-512 BF16 CPUs: the
-    /// rerank about 2.4 times faster here, see eval/README.md).
+    /// rerank about twice as fast here, see eval/README.md).
     pub precision: Precision,
 }
 
