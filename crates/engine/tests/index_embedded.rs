@@ -3,7 +3,7 @@
 
 use sift_core::{Chunk, ChunkId, Config, Document, ModelSource, SearchOptions};
 use sift_engine::Engine;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The bi-encoder fetched by `just fetch-models`.
 fn model_dir() -> PathBuf {
@@ -21,6 +21,16 @@ fn config() -> Config {
     config.models.bi_encoder = ModelSource::local(model_dir());
     config.models.cross_encoder = ModelSource::local("/nonexistent");
     config
+}
+
+/// The engine over `dir` (created when `create`), stage 1 only.
+fn open(dir: &Path, create: bool) -> Engine {
+    Engine::builder(dir)
+        .config(config())
+        .create_if_missing(create)
+        .load_reranker(false)
+        .open()
+        .unwrap()
 }
 
 fn documents() -> Vec<Document> {
@@ -46,12 +56,7 @@ fn documents() -> Vec<Document> {
 #[test]
 fn pre_embedded_chunks_are_searched_like_embedded_ones() {
     let source_dir = tempfile::tempdir().unwrap();
-    let source = Engine::builder(source_dir.path())
-        .config(config())
-        .create_if_missing(true)
-        .load_reranker(false)
-        .open()
-        .unwrap();
+    let source = open(source_dir.path(), true);
     source.index(&documents(), |_| {}).unwrap();
 
     // Copy every chunk with its stored vector into a second index, renamed.
@@ -80,12 +85,7 @@ fn pre_embedded_chunks_are_searched_like_embedded_ones() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path())
-        .config(config())
-        .create_if_missing(true)
-        .load_reranker(false)
-        .open()
-        .unwrap();
+    let engine = open(dir.path(), true);
     let mut last = None;
     let report = engine
         .index_embedded(copied.clone(), |p| last = Some(p))
@@ -127,11 +127,7 @@ fn pre_embedded_chunks_are_searched_like_embedded_ones() {
 
     // The graph was saved: a reopened engine has every point.
     drop(engine);
-    let reopened = Engine::builder(dir.path())
-        .config(config())
-        .load_reranker(false)
-        .open()
-        .unwrap();
+    let reopened = open(dir.path(), false);
     let stats = reopened.stats().unwrap();
     assert_eq!((stats.chunks, stats.vector_points), (3, 3));
 }
@@ -139,12 +135,7 @@ fn pre_embedded_chunks_are_searched_like_embedded_ones() {
 #[test]
 fn a_bad_vector_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder(dir.path())
-        .config(config())
-        .create_if_missing(true)
-        .load_reranker(false)
-        .open()
-        .unwrap();
+    let engine = open(dir.path(), true);
     let chunk = |doc: &str, text: &str| Chunk {
         id: ChunkId::derive(doc, 0, text),
         doc_id: doc.into(),
