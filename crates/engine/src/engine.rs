@@ -319,10 +319,12 @@ impl Engine {
     /// `stage1_weight` if set, else the reranker's own (a trained
     /// checkpoint's validated weight), 0 when the reranker cannot be had.
     pub fn stage1_weight_of(&self, options: &SearchOptions) -> f32 {
-        options.stage1_weight.unwrap_or_else(|| {
-            self.reranker_of(options.reranker)
-                .map_or(0.0, |r| r.stage1_weight())
-        })
+        match options.stage1_weight {
+            Some(w) => w,
+            None => self
+                .reranker_of(options.reranker)
+                .map_or(0.0, |r| stage1_weight(options, r.as_ref())),
+        }
     }
 
     /// The reranker of a kind, or why it cannot be had.
@@ -685,9 +687,7 @@ impl Engine {
             format!("the {kind} reranker does not read instructions; use --reranker llm or listwise for that")
         });
         let budget = Duration::from_secs_f64(self.config.rerank.llm.budget_secs);
-        let stage1_weight = options
-            .stage1_weight
-            .unwrap_or_else(|| reranker.stage1_weight());
+        let stage1_weight = stage1_weight(options, reranker.as_ref());
         let request = RerankQuery::new(query)
             .instruction(instruction)
             .stage1_weight(Some(stage1_weight))
@@ -839,6 +839,13 @@ fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
 }
 
 /// Which reranker ordered the hits, and how much of the stage-1 order it kept.
+/// The blend weight of the stage-1 order: the query's, else the reranker's.
+fn stage1_weight(options: &SearchOptions, reranker: &dyn Reranker) -> f32 {
+    options
+        .stage1_weight
+        .unwrap_or_else(|| reranker.stage1_weight())
+}
+
 fn describe_blend(reranker: String, stage1_weight: f32) -> String {
     if stage1_weight > 0.0 {
         format!("{reranker}, blended with the stage-1 order at weight {stage1_weight}")
