@@ -234,24 +234,3 @@ pub unsafe fn gemm(
     }
     asm!("tilerelease", options(nostack, nomem));
 }
-
-/// Round `src` to bf16 into `dst` (nearest even), 16 lanes at a time with
-/// `vcvtneps2bf16`; the scalar tail uses the same rounding.
-///
-/// # Safety
-/// The CPU must have AVX-512 F and BF16 (every AMX-BF16 CPU has).
-#[target_feature(enable = "avx512f,avx512bf16")]
-pub unsafe fn round_to_bf16(src: &[f32], dst: &mut [u16]) {
-    use std::arch::x86_64::*;
-    let n = src.len().min(dst.len());
-    let mut i = 0;
-    while i + 16 <= n {
-        let v = _mm512_loadu_ps(src.as_ptr().add(i));
-        let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
-        _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, h);
-        i += 16;
-    }
-    for j in i..n {
-        dst[j] = super::gemm::bf16_bits(src[j]);
-    }
-}

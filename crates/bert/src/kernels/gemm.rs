@@ -198,13 +198,14 @@ impl PackedLinear {
                 }
             }
             Repr::Bf16 { panels } => {
-                let a16: Vec<u16> = a[..m * k].iter().map(|&x| bf16_bits(x)).collect();
+                let mut a16 = vec![0u16; m * k];
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: a Bf16 representation is only built when
                 // avx512_bf16 (and avx512f) were detected; the buffers have
                 // the sizes the kernel indexes (asserted above, `panels` is
                 // n * k by construction, `a16` is m * k).
                 unsafe {
+                    bf16_avx512::round_to_bf16(&a[..m * k], &mut a16);
                     bf16_avx512::gemm(&a16, m, k, panels, n, &self.bias, out)
                 };
                 #[cfg(not(target_arch = "x86_64"))]
@@ -220,7 +221,7 @@ impl PackedLinear {
                 // 16 rows, `tiles` is n * k by construction, `out` is
                 // asserted above.
                 unsafe {
-                    super::amx::round_to_bf16(&a[..m * k], &mut a16);
+                    bf16_avx512::round_to_bf16(&a[..m * k], &mut a16);
                     super::amx::gemm(&a16, m, k, tiles, n, &self.bias, out)
                 };
             }
@@ -232,6 +233,26 @@ impl PackedLinear {
 mod bf16_avx512 {
     use super::{MC, MR, NR};
     use std::arch::x86_64::*;
+
+    /// Round `src` to bf16 into `dst` (nearest even), 16 lanes at a time with
+    /// `vcvtneps2bf16`; the scalar tail uses the same rounding.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BF16 (every AMX-BF16 CPU has).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn round_to_bf16(src: &[f32], dst: &mut [u16]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        while i + 16 <= n {
+            let v = _mm512_loadu_ps(src.as_ptr().add(i));
+            let h: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(v));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i) as *mut __m256i, h);
+            i += 16;
+        }
+        for j in i..n {
+            dst[j] = super::bf16_bits(src[j]);
+        }
+    }
 
     /// `out = a · W + bias` over bf16 panels.
     ///
