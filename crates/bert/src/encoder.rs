@@ -153,6 +153,11 @@ impl Encoder {
 
     /// Run the encoder over the sequences of `batch`, packed.
     pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
+        self.forward_layers(batch, self.layers.len())
+    }
+
+    /// The embeddings and the first `layers` layers only.
+    pub fn forward_layers(&self, batch: &[Encoded], layers: usize) -> Result<Packed> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0);
@@ -204,7 +209,7 @@ impl Encoder {
         let mut ctx = vec![0f32; tokens * h];
         let mut y = vec![0f32; tokens * h];
         let mut inter = vec![0f32; tokens * self.intermediate];
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(layers) {
             layer.qkv.forward(&x, tokens, &mut qkv);
             kernels::attention(&qkv, &offsets, self.heads, &mut ctx);
             layer.attn_out.forward(&ctx, tokens, &mut y);

@@ -6,10 +6,14 @@
 //!   relevance logit (BERT + pooler + one-label classifier, the Hugging Face
 //!   `BertForSequenceClassification` layout of cross-encoder/ms-marco-MiniLM-L-6-v2).
 //!
-//! Both load through [`ModelFiles`], which resolves a [`sift_core::ModelSource`]
+//! * [`BertBody`] runs the embeddings and lower layers alone, for the
+//!   reranker trainer's frozen layers.
+//!
+//! All load through [`ModelFiles`], which resolves a [`sift_core::ModelSource`]
 //! to a local folder or to the Hugging Face hub cache.
 
 mod bi_encoder;
+mod body;
 mod cross_encoder;
 mod encoder;
 mod error;
@@ -18,6 +22,7 @@ pub mod kernels;
 mod model;
 
 pub use bi_encoder::BiEncoder;
+pub use body::BertBody;
 pub use cross_encoder::{CrossEncoder, TrainedWith};
 pub use error::{Error, Result};
 pub use files::{ModelFiles, ModelRole};

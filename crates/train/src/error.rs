@@ -9,6 +9,8 @@ pub enum Error {
     Eval(#[from] sift_eval::Error),
     #[error(transparent)]
     Bench(#[from] sift_bench::Error),
+    #[error(transparent)]
+    Bert(#[from] sift_bert::Error),
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("cannot use the model file {path}: {message}")]

@@ -76,6 +76,7 @@ fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
     exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 struct Embeddings {
     word: Embedding,
     position: Embedding,
@@ -149,6 +150,9 @@ impl Layer {
 /// [`VarMap`] named as in `BertForSequenceClassification` without its
 /// `bert.` prefix.
 pub(crate) struct CrossEncoderNet {
+    /// Frozen: training reads the embeddings from sift-bert's kernels
+    /// ([`sift_bert::BertBody`]); kept for the tests that check the two agree.
+    #[cfg_attr(not(test), allow(dead_code))]
     embeddings: Embeddings,
     layers: Vec<Layer>,
     pooler: Linear,
@@ -271,6 +275,7 @@ impl CrossEncoderNet {
 
     /// Token, position and segment embeddings, normalised:
     /// `[batch, len]` ids → `[batch, len, hidden]`.
+    #[cfg(test)]
     pub fn embed(&self, ids: &Tensor, type_ids: &Tensor) -> Result<Tensor> {
         let len = ids.dim(1)?;
         let positions = Tensor::arange(0u32, len as u32, ids.device())?.unsqueeze(0)?;
@@ -284,7 +289,9 @@ impl CrossEncoderNet {
     }
 
     /// Layer `index` over hidden states `[batch, len, hidden]`; `mask` is
-    /// `[batch, len]`, 1 for tokens and 0 for padding.
+    /// `[batch, len]`, 1 for tokens and 0 for padding. (Training runs the
+    /// frozen layers on sift-bert's kernels; tests check they agree.)
+    #[cfg(test)]
     pub fn layer(&self, index: usize, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         Ok(self.layers[index].forward(x, &attention_bias(mask)?)?)
     }

@@ -57,6 +57,7 @@ impl PairTokenizer {
 
 /// Pad pairs to the longest: ids, type ids `[n, len]` (u32) and the mask
 /// `[n, len]` (f32, 1 for tokens).
+#[cfg(test)]
 pub(crate) fn pad_pairs(pairs: &[&Pair]) -> Result<(Tensor, Tensor, Tensor)> {
     let len = pairs.iter().map(|p| p.ids.len()).max().unwrap_or(0);
     let n = pairs.len();

@@ -3,16 +3,16 @@
 
 use crate::data::{self, MiningSummary, Passage, ValidationQuery};
 use crate::model::CrossEncoderNet;
-use crate::pairs::{pad_hidden, pad_pairs, Pair, PairTokenizer};
+use crate::pairs::{pad_hidden, Pair, PairTokenizer};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use serde::Serialize;
 use sift_bench::progress_bar;
-use sift_bert::{ModelFiles, ModelRole};
+use sift_bert::{BertBody, ModelFiles, ModelRole, Precision};
 use sift_core::{Config, ModelSource};
 use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
 use std::collections::{BTreeMap, HashSet};
@@ -226,6 +226,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let base = ModelFiles::resolve(&options.base_model, ModelRole::BiEncoder)
         .map_err(|e| Error::BaseModel(e.to_string()))?;
     let net = CrossEncoderNet::load(&base, options.seed)?;
+    let body = BertBody::load(&base, Precision::F32)?;
     let trainable = options.trainable_layers.min(net.num_layers());
     let frozen = net.num_layers() - trainable;
 
@@ -361,7 +362,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
 
     // The frozen layers run once per pair; training reads their output.
     let phase = Instant::now();
-    cache_frozen_layers(&net, frozen, &mut pairs, options.progress)?;
+    cache_frozen_layers(&body, frozen, &mut pairs, options.progress)?;
+    drop(body);
     seconds.frozen_layers = phase.elapsed().as_secs_f64();
     tracing::info!(
         pairs = pairs.len(),
@@ -645,42 +647,34 @@ fn split_work<T: Sync, R: Send>(
     })
 }
 
-/// Run the embeddings and the first `frozen` layers over every pair, in
-/// length-sorted batches, and keep each pair's unpadded hidden states.
+/// Run the embeddings and the first `frozen` layers over every pair and
+/// keep each pair's hidden states (`[len, hidden]`). This is inference, so
+/// it runs on sift-bert's packed f32 kernels (no padding, one batch per
+/// core), several times faster than the differentiable layers.
 fn cache_frozen_layers(
-    net: &CrossEncoderNet,
+    body: &BertBody,
     frozen: usize,
     pairs: &mut [CachedPair],
     progress: bool,
 ) -> Result<()> {
     const BATCH: usize = 32;
-    let mut order: Vec<usize> = (0..pairs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].pair.ids.len()));
-    let batches: Vec<&[usize]> = order.chunks(BATCH).collect();
+    // Slices between progress-bar updates; each is spread over the cores.
+    const SLICE: usize = 1024;
     let bar = progress_bar(progress, pairs.len(), "running the frozen layers");
-    let view: &[CachedPair] = pairs;
-    let results = split_work(&batches, |part| {
-        let mut out = Vec::new();
-        for batch in part {
-            let items: Vec<&Pair> = batch.iter().map(|&i| &view[i].pair).collect();
-            let (ids, type_ids, mask) = pad_pairs(&items)?;
-            let mut x = net.embed(&ids, &type_ids)?;
-            for layer in 0..frozen {
-                x = net.layer(layer, &x, &mask)?;
-            }
-            let x = x.detach();
-            for (row, &i) in batch.iter().enumerate() {
-                let len = view[i].pair.ids.len();
-                out.push((i, x.get(row)?.narrow(0, 0, len)?.contiguous()?));
-            }
-            bar.inc(batch.len() as u64);
+    let hidden = body.hidden_size();
+    for slice in pairs.chunks_mut(SLICE) {
+        let inputs: Vec<(Vec<u32>, Vec<u32>)> = slice
+            .iter()
+            .map(|p| (p.pair.ids.clone(), p.pair.type_ids.clone()))
+            .collect();
+        let states = body.hidden_states(&inputs, frozen, BATCH)?;
+        for (pair, rows) in slice.iter_mut().zip(states) {
+            let len = rows.len() / hidden;
+            pair.hidden = Some(Tensor::from_vec(rows, (len, hidden), &Device::Cpu)?);
         }
-        Ok(out)
-    })?;
-    bar.finish_and_clear();
-    for (i, hidden) in results.into_iter().flatten() {
-        pairs[i].hidden = Some(hidden);
+        bar.inc(slice.len() as u64);
     }
+    bar.finish_and_clear();
     Ok(())
 }
 
@@ -799,6 +793,7 @@ fn copy_tokenizer_files(base: &ModelFiles, out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pairs::pad_pairs;
 
     #[test]
     fn learning_rate_warms_up_then_decays_to_zero() {
@@ -845,7 +840,8 @@ mod tests {
                 });
             }
         }
-        cache_frozen_layers(&net, 4, &mut pairs, false).unwrap();
+        let body = BertBody::load(&files, Precision::F32).unwrap();
+        cache_frozen_layers(&body, 4, &mut pairs, false).unwrap();
         let groups = vec![vec![0, 1, 2], vec![3, 4, 5]];
         let (body, head) = net.trainable_vars(2);
         assert_eq!((body.len(), head.len()), (2 * 16 + 2, 2));
@@ -886,6 +882,56 @@ mod tests {
             0.0
         );
         assert!(moved(&trained_before, "encoder.layer.5.output.dense.weight") > 0.0);
+    }
+
+    /// The frozen layers run on sift-bert's packed kernels and the trained
+    /// layers read their output, so it must be what the differentiable
+    /// layers compute (here over a padded batch of unequal lengths).
+    #[test]
+    fn cached_states_are_what_the_differentiable_layers_compute() {
+        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
+            .expect("run `just fetch-models`");
+        let net = CrossEncoderNet::load(&files, 5).unwrap();
+        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
+        let mut pairs: Vec<CachedPair> = [
+            ("close my account", "how to close your account for good"),
+            ("reset my password", "billing"),
+            (
+                "vitamin D and bone density",
+                "Vitamin D supplements did not change bone mineral density in adults over two years.",
+            ),
+        ]
+        .iter()
+        .map(|(q, p)| CachedPair {
+            pair: tokenizer.encode(q, p).unwrap(),
+            hidden: None,
+        })
+        .collect();
+        let body = BertBody::load(&files, Precision::F32).unwrap();
+        for frozen in [0, 3] {
+            cache_frozen_layers(&body, frozen, &mut pairs, false).unwrap();
+            let items: Vec<&Pair> = pairs.iter().map(|p| &p.pair).collect();
+            let (ids, type_ids, mask) = pad_pairs(&items).unwrap();
+            let mut x = net.embed(&ids, &type_ids).unwrap();
+            for layer in 0..frozen {
+                x = net.layer(layer, &x, &mask).unwrap();
+            }
+            for (row, p) in pairs.iter().enumerate() {
+                let cached = p.hidden.as_ref().unwrap();
+                let len = p.pair.ids.len();
+                assert_eq!(cached.dims(), &[len, net.shape.hidden_size]);
+                let expected = x.get(row).unwrap().narrow(0, 0, len).unwrap();
+                let diff = (cached - &expected)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff < 1e-4, "{frozen} frozen layers, pair {row}: {diff}");
+            }
+        }
     }
 
     #[test]
