@@ -4,7 +4,7 @@
 use crate::settings::Settings;
 use anyhow::Context;
 use sift_core::ModelSource;
-use sift_train::{train, TrainOptions};
+use sift_train::{train, TrainOptions, WeakQuery};
 use std::path::PathBuf;
 
 /// Train the reranker from a BEIR dataset's judgements, with hard negatives
@@ -61,9 +61,21 @@ pub struct TrainArgs {
     /// Validations without improvement before stopping.
     #[arg(long, default_value_t = 2)]
     pub patience: usize,
-    /// Weak examples from the corpus: a title as the query for its text.
+    /// Weak examples from the corpus: a document's title or one of its
+    /// sentences (--weak-query) as the query for its own text.
     #[arg(long, default_value_t = 0)]
     pub weak_examples: usize,
+    /// What weak examples ask with: title, or sentence (the sentence is
+    /// taken out of the passage, the inverse cloze task).
+    #[arg(long, default_value = "title")]
+    pub weak_query: WeakQuery,
+    /// Weight of distilling the bi-encoder: the softmax of its cosines over
+    /// each group as a soft target beside the judged positive (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub distill_weight: f64,
+    /// Temperature of the bi-encoder's cosines in that soft target.
+    #[arg(long, default_value_t = 0.05)]
+    pub distill_temperature: f64,
     /// Use only the first N queries of the split (a quick run).
     #[arg(long, value_name = "N")]
     pub max_queries: Option<usize>,
@@ -94,6 +106,9 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     options.validation_fraction = args.validation_fraction;
     options.patience = args.patience;
     options.weak_examples = args.weak_examples;
+    options.weak_query = args.weak_query;
+    options.distill_weight = args.distill_weight;
+    options.distill_temperature = args.distill_temperature;
     options.max_queries = args.max_queries;
     options.half_precision = !args.full_precision;
     options.progress = true;

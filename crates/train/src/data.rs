@@ -1,12 +1,13 @@
 //! Training examples from judgements and the engine's own stage 1.
 
 use crate::Result;
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use sift_core::{Chunk, SearchOptions};
 use sift_engine::Engine;
 use sift_eval::{Qrels, Query};
 use std::collections::{BTreeMap, HashSet};
+use unicode_segmentation::UnicodeSegmentation;
 
 /// A passage the model reads, with the document it comes from.
 #[derive(Clone, Debug)]
@@ -125,15 +126,73 @@ pub(crate) fn mine_examples(
     Ok(examples)
 }
 
-/// Weak examples from the corpus itself: a document's title is the query,
-/// its first chunk *without the title* the positive, and stage-1 chunks of
-/// other documents (also without titles, so the title cannot give the
-/// answer away) the negatives. Documents are drawn with `seed`.
+/// What a weak example asks with: text of a document standing in for a
+/// judged query, so its own passage is the positive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeakQuery {
+    /// The document's title; the positive is its first chunk without the
+    /// title, so the title cannot give the answer away.
+    #[default]
+    Title,
+    /// One sentence of the first chunk (the inverse cloze task); the
+    /// positive is the chunk without that sentence, so only its meaning,
+    /// not its words, can be matched. Closer to claims and questions about
+    /// a passage than a title is.
+    Sentence,
+}
+
+impl std::str::FromStr for WeakQuery {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "title" => Ok(WeakQuery::Title),
+            "sentence" => Ok(WeakQuery::Sentence),
+            other => Err(format!(
+                "unknown weak query kind {other:?}: title or sentence"
+            )),
+        }
+    }
+}
+
+/// Sentences of a text (Unicode sentence boundaries), trimmed.
+fn sentences(text: &str) -> Vec<&str> {
+    text.split_sentence_bounds()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A (query, positive text) pair for the inverse cloze task: a sentence of
+/// 6 to 60 words drawn with `rng`, and the text without it; `None` when
+/// no sentence qualifies or nothing would be left.
+fn cloze(text: &str, rng: &mut impl rand::Rng) -> Option<(String, String)> {
+    let all = sentences(text);
+    let usable: Vec<usize> = (0..all.len())
+        .filter(|&i| (6..=60).contains(&all[i].split_whitespace().count()))
+        .collect();
+    if all.len() < 2 {
+        return None;
+    }
+    let &pick = usable.choose(rng)?;
+    let rest: Vec<&str> = all
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != pick)
+        .map(|(_, s)| *s)
+        .collect();
+    Some((all[pick].to_owned(), rest.join(" ")))
+}
+
+/// Weak examples from the corpus itself (see [`WeakQuery`]), with stage-1
+/// chunks of other documents as negatives. Documents are drawn with
+/// `seed`; those in `exclude` are skipped.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mine_weak_examples(
     engine: &Engine,
     corpus_ids: &[String],
     exclude: &HashSet<String>,
+    kind: WeakQuery,
     count: usize,
     depth: usize,
     pool: usize,
@@ -144,9 +203,8 @@ pub(crate) fn mine_weak_examples(
         .iter()
         .filter(|d| !exclude.contains(*d))
         .collect();
-    ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
-        seed ^ 0x5eed_7173,
-    ));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_7173);
+    ids.shuffle(&mut rng);
     let mut examples = Vec::new();
     for doc in ids {
         if examples.len() == count {
@@ -156,21 +214,38 @@ pub(crate) fn mine_weak_examples(
         let Some(first) = engine.document_chunks(doc)?.into_iter().next() else {
             continue;
         };
-        // Titles of a few words say little; a query needs some substance.
-        if first.title.split_whitespace().count() < 4 {
-            continue;
-        }
-        let candidates = stage_one(engine, &first.title, depth)?;
+        let (query, positive, negatives_with_title) = match kind {
+            WeakQuery::Title => {
+                // Titles of a few words say little; a query needs some substance.
+                if first.title.split_whitespace().count() < 4 {
+                    continue;
+                }
+                (first.title.clone(), passage(&first, false), false)
+            }
+            WeakQuery::Sentence => {
+                let Some((sentence, rest)) = cloze(&first.text, &mut rng) else {
+                    continue;
+                };
+                let mut positive = passage(&first, true);
+                positive.text = sift_core::Chunk {
+                    text: rest,
+                    ..first.clone()
+                }
+                .passage();
+                (sentence, positive, true)
+            }
+        };
+        let candidates = stage_one(engine, &query, depth)?;
         let negatives: Vec<Passage> = best_chunk_per_document(&candidates, |d| d != doc)
             .take(pool)
-            .map(|c| passage(c, false))
+            .map(|c| passage(c, negatives_with_title))
             .collect();
         if negatives.is_empty() {
             continue;
         }
         examples.push(Example {
-            query: first.title.clone(),
-            positives: vec![passage(&first, false)],
+            query,
+            positives: vec![positive],
             negatives,
         });
     }
@@ -252,6 +327,39 @@ mod tests {
             .map(|c| c.text.clone())
             .collect();
         assert_eq!(kept, ["a-1", "c-2"]);
+    }
+
+    #[test]
+    fn a_cloze_query_is_one_sentence_taken_out_of_its_passage() {
+        let text = "Short one. Vitamin D supplements did not change bone density in adults. \
+                    Calcium intake was recorded by diary for two years. Done.";
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut seen = HashSet::new();
+        for _ in 0..20 {
+            let (query, rest) = cloze(text, &mut rng).unwrap();
+            let words = query.split_whitespace().count();
+            assert!((6..=60).contains(&words), "{query}");
+            assert!(
+                text.contains(&query) && !rest.contains(&query),
+                "{query} | {rest}"
+            );
+            assert!(rest.starts_with("Short one.") && rest.ends_with("Done."));
+            seen.insert(query);
+        }
+        assert_eq!(seen.len(), 2, "both long sentences get drawn");
+        assert!(cloze(
+            "One sentence only, long enough to be a query here.",
+            &mut rng
+        )
+        .is_none());
+        assert!(cloze("Too. Short. All.", &mut rng).is_none());
+    }
+
+    #[test]
+    fn weak_query_kinds_parse_by_name() {
+        assert_eq!("title".parse(), Ok(WeakQuery::Title));
+        assert_eq!("sentence".parse(), Ok(WeakQuery::Sentence));
+        assert!("both".parse::<WeakQuery>().is_err());
     }
 
     #[test]

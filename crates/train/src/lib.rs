@@ -6,7 +6,8 @@
 //! * **examples**: each judged query with its relevant chunks as positives
 //!   and hard negatives mined by the engine's own stage 1 (the top hybrid
 //!   candidates of documents not judged relevant); optionally weak examples
-//!   from the corpus (a title as the query for its own text);
+//!   from the corpus (a title, or one of its sentences, as the query for
+//!   its own text);
 //! * **model**: a BERT checkpoint (all-MiniLM-L6-v2 by default) with a
 //!   fresh one-label head, read as `[CLS] query [SEP] passage [SEP]`;
 //! * **loss**: softmax cross-entropy over one positive and several
@@ -34,6 +35,6 @@ mod model;
 mod pairs;
 mod trainer;
 
-pub use data::MiningSummary;
+pub use data::{MiningSummary, WeakQuery};
 pub use error::{Error, Result};
 pub use trainer::{train, PhaseSeconds, TrainOptions, TrainReport, ValidationPoint};

@@ -1,7 +1,7 @@
 //! The training loop: mine, tokenise, cache the frozen layers, train the
 //! top layers with a listwise softmax loss, validate, stop early, save.
 
-use crate::data::{self, MiningSummary, Passage, ValidationQuery};
+use crate::data::{self, MiningSummary, Passage, ValidationQuery, WeakQuery};
 use crate::model::CrossEncoderNet;
 use crate::pairs::{pad_hidden, Pair, PairTokenizer};
 use crate::{Error, Result};
@@ -66,8 +66,18 @@ pub struct TrainOptions {
     pub evaluations_per_epoch: usize,
     /// Evaluations without improvement before stopping.
     pub patience: usize,
-    /// Weak examples from the corpus (a title as query for its own text).
+    /// Weak examples from the corpus (a title or a sentence as the query
+    /// for its own text), beside the judged ones.
     pub weak_examples: usize,
+    /// What weak examples ask with.
+    pub weak_query: WeakQuery,
+    /// Weight of the distillation term: the softmax of the bi-encoder's
+    /// cosines over each group as a soft target beside the judged positive
+    /// (0: off). The bi-encoder saw a billion general sentence pairs; the
+    /// judgements are few and of one domain.
+    pub distill_weight: f64,
+    /// Temperature of the bi-encoder's cosines in the soft target.
+    pub distill_temperature: f64,
     /// Train on only the first N queries of the split (for quick runs).
     pub max_queries: Option<usize>,
     /// Store the weights as f16 (half the size, same rankings).
@@ -106,6 +116,9 @@ impl TrainOptions {
             evaluations_per_epoch: 2,
             patience: 2,
             weak_examples: 0,
+            weak_query: WeakQuery::Title,
+            distill_weight: 0.0,
+            distill_temperature: 0.05,
             max_queries: None,
             half_precision: true,
             progress: false,
@@ -131,6 +144,9 @@ impl TrainOptions {
         }
         if !(0.0..0.9).contains(&self.validation_fraction) {
             return bad("validation_fraction must be within [0, 0.9)");
+        }
+        if !(self.distill_weight >= 0.0 && self.distill_temperature > 0.0) {
+            return bad("distill_weight must be >= 0 and distill_temperature > 0");
         }
         if !(self.learning_rate > 0.0 && self.head_learning_rate > 0.0) {
             return bad("learning rates must be positive");
@@ -302,6 +318,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             engine,
             &corpus_ids,
             &exclude,
+            options.weak_query,
             options.weak_examples,
             options.mining_depth,
             options.negative_pool,
@@ -356,6 +373,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         .iter()
         .map(|v| v.candidates.iter().map(|p| add(&v.query, p)).collect())
         .collect::<Result<_>>()?;
+    let teacher = if options.distill_weight > 0.0 {
+        let bar = progress_bar(options.progress, 1, "bi-encoder scores (distillation)");
+        let scores = teacher_scores(engine.bi_encoder(), &examples)?;
+        bar.finish_and_clear();
+        Some(scores)
+    } else {
+        None
+    };
     let total_tokens: usize = pairs.iter().map(|p| p.pair.ids.len()).sum();
     let mean_pair_tokens = total_tokens as f64 / pairs.len().max(1) as f64;
     seconds.tokenize = phase.elapsed().as_secs_f64();
@@ -466,7 +491,15 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 .flatten()
                 .map(|&p| pairs[p].pair.ids.len())
                 .sum::<usize>();
-            let (loss, grads) = loss_and_gradients(&net, frozen, &pairs, &groups)?;
+            let soft = teacher.as_ref().map(|t| SoftTargets {
+                groups: groups
+                    .iter()
+                    .map(|g| g.iter().map(|&p| t[p]).collect())
+                    .collect(),
+                temperature: options.distill_temperature,
+                weight: options.distill_weight,
+            });
+            let (loss, grads) = loss_and_gradients(&net, frozen, &pairs, &groups, soft.as_ref())?;
             let scale = learning_rate_scale(step, warmup, total_steps);
             body_opt.set_learning_rate(options.learning_rate * scale);
             head_opt.set_learning_rate(options.head_learning_rate * scale);
@@ -715,25 +748,78 @@ fn score_cached(
     Ok(scores)
 }
 
-/// Mean softmax cross-entropy of the groups (positive first) and its
+/// The bi-encoder's cosines of each group's pairs, turned into a target
+/// distribution by a softmax at `temperature`.
+struct SoftTargets {
+    groups: Vec<Vec<f32>>,
+    temperature: f64,
+    weight: f64,
+}
+
+/// The bi-encoder's cosine of each training pair, in the order the pairs
+/// were added (each example's positives, then its negatives); texts are
+/// embedded once each.
+fn teacher_scores(encoder: &sift_bert::BiEncoder, examples: &[data::Example]) -> Result<Vec<f32>> {
+    let mut texts: Vec<&str> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = Default::default();
+    for e in examples {
+        for t in std::iter::once(e.query.as_str()).chain(
+            e.positives
+                .iter()
+                .chain(&e.negatives)
+                .map(|p| p.text.as_str()),
+        ) {
+            index.entry(t).or_insert_with(|| {
+                texts.push(t);
+                texts.len() - 1
+            });
+        }
+    }
+    let vectors = encoder.embed(&texts)?;
+    let cosine = |a: &str, b: &str| -> f32 {
+        let (a, b) = (&vectors[index[a]], &vectors[index[b]]);
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    };
+    Ok(examples
+        .iter()
+        .flat_map(|e| {
+            e.positives
+                .iter()
+                .chain(&e.negatives)
+                .map(|p| cosine(&e.query, &p.text))
+        })
+        .collect())
+}
+
+/// Mean softmax cross-entropy of the groups (positive first), plus
+/// `soft.weight` times the cross-entropy against the soft targets, and its
 /// gradients; the groups are split over the workers and the gradients summed.
 fn loss_and_gradients(
     net: &CrossEncoderNet,
     frozen: usize,
     pairs: &[CachedPair],
     groups: &[Vec<usize>],
+    soft: Option<&SoftTargets>,
 ) -> Result<(f64, GradStore)> {
     let total = groups.len() as f64;
-    let parts = split_work(groups, |part| {
-        let members: Vec<usize> = part.iter().flatten().copied().collect();
+    let indexed: Vec<(usize, &Vec<usize>)> = groups.iter().enumerate().collect();
+    let parts = split_work(&indexed, |part| {
+        let members: Vec<usize> = part.iter().flat_map(|(_, g)| g.iter()).copied().collect();
         let (x, mask) = pad_hidden(&cached(pairs, &members))?;
         let logits = net.score_from(frozen, &x, &mask)?;
         let mut losses = Vec::with_capacity(part.len());
         let mut at = 0;
-        for group in part {
+        for &(g, group) in part {
             let scores = logits.narrow(0, at, group.len())?;
             let log_probs = candle_nn::ops::log_softmax(&scores, 0)?;
-            losses.push(log_probs.get(0)?.neg()?);
+            let mut loss = log_probs.get(0)?.neg()?;
+            if let Some(soft) = soft {
+                let target = Tensor::new(soft.groups[g].as_slice(), &Device::Cpu)?;
+                let target = candle_nn::ops::softmax(&(target / soft.temperature)?, 0)?;
+                let cross = (target * &log_probs)?.sum_all()?.neg()?;
+                loss = (loss + (cross * soft.weight)?)?;
+            }
+            losses.push(loss);
             at += group.len();
         }
         let loss = (Tensor::stack(&losses, 0)?.sum_all()? / total)?;
@@ -857,10 +943,10 @@ mod tests {
             .unwrap();
         let mut body_opt = AdamW::new_lr(body, 1e-4).unwrap();
         let mut head_opt = AdamW::new_lr(head, 1e-2).unwrap();
-        let (first, _) = loss_and_gradients(&net, 4, &pairs, &groups).unwrap();
+        let (first, _) = loss_and_gradients(&net, 4, &pairs, &groups, None).unwrap();
         let mut last = first;
         for _ in 0..12 {
-            let (loss, grads) = loss_and_gradients(&net, 4, &pairs, &groups).unwrap();
+            let (loss, grads) = loss_and_gradients(&net, 4, &pairs, &groups, None).unwrap();
             body_opt.step(&grads).unwrap();
             head_opt.step(&grads).unwrap();
             last = loss;
@@ -882,6 +968,58 @@ mod tests {
             0.0
         );
         assert!(moved(&trained_before, "encoder.layer.5.output.dense.weight") > 0.0);
+    }
+
+    /// The soft target orders what the judgements leave open: with the
+    /// positive fixed, the teacher's order of the two negatives is learnt,
+    /// whichever way round it is.
+    #[test]
+    fn soft_targets_teach_the_teachers_order_of_the_negatives() {
+        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
+            .expect("run `just fetch-models`");
+        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
+        let body = BertBody::load(&files, Precision::F32).unwrap();
+        let query = "close my account";
+        let mut pairs: Vec<CachedPair> = [
+            "how to close your account",
+            "export your notes before you leave",
+            "change the colour theme",
+        ]
+        .iter()
+        .map(|p| CachedPair {
+            pair: tokenizer.encode(query, p).unwrap(),
+            hidden: None,
+        })
+        .collect();
+        cache_frozen_layers(&body, 4, &mut pairs, false).unwrap();
+        let groups = vec![vec![0, 1, 2]];
+        let trained_scores = |teacher: [f32; 3]| {
+            let net = CrossEncoderNet::load(&files, 5).unwrap();
+            let (body_vars, head_vars) = net.trainable_vars(2);
+            let mut body_opt = AdamW::new_lr(body_vars, 1e-4).unwrap();
+            let mut head_opt = AdamW::new_lr(head_vars, 1e-2).unwrap();
+            let soft = SoftTargets {
+                groups: vec![teacher.to_vec()],
+                temperature: 0.05,
+                weight: 2.0,
+            };
+            for _ in 0..15 {
+                let (_, grads) = loss_and_gradients(&net, 4, &pairs, &groups, Some(&soft)).unwrap();
+                body_opt.step(&grads).unwrap();
+                head_opt.step(&grads).unwrap();
+            }
+            score_cached(&net, 4, &pairs, &[0, 1, 2]).unwrap()
+        };
+        let one_first = trained_scores([0.9, 0.6, 0.2]);
+        let two_first = trained_scores([0.9, 0.2, 0.6]);
+        assert!(
+            one_first[0] > one_first[1] && one_first[1] > one_first[2],
+            "{one_first:?}"
+        );
+        assert!(
+            two_first[0] > two_first[2] && two_first[2] > two_first[1],
+            "{two_first:?}"
+        );
     }
 
     /// The frozen layers run on sift-bert's packed kernels and the trained
