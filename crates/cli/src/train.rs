@@ -144,9 +144,10 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
         }
     );
     println!(
-        "time: mining {:.0}s, tokenise {:.0}s, frozen layers {:.0}s, training {:.0}s ({:.1} GFLOP/s), validation {:.0}s, total {:.0}s",
+        "time: mining {:.0}s, tokenise {:.0}s, bi-encoder scores {:.0}s, frozen layers {:.0}s, training {:.0}s ({:.1} GFLOP/s), validation {:.0}s, total {:.0}s",
         s.index_and_mine,
         s.tokenize,
+        s.teacher,
         s.frozen_layers,
         s.train_steps,
         report.train_gflops_per_second,

@@ -180,6 +180,8 @@ const BLEND_WEIGHTS: usize = 11;
 pub struct PhaseSeconds {
     pub index_and_mine: f64,
     pub tokenize: f64,
+    /// The bi-encoder's scores of every training pair (distillation only).
+    pub teacher: f64,
     pub frozen_layers: f64,
     pub train_steps: f64,
     pub validation: f64,
@@ -373,6 +375,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         .iter()
         .map(|v| v.candidates.iter().map(|p| add(&v.query, p)).collect())
         .collect::<Result<_>>()?;
+    seconds.tokenize = phase.elapsed().as_secs_f64();
+    let phase = Instant::now();
     let teacher = if options.distill_weight > 0.0 {
         let bar = progress_bar(options.progress, 1, "bi-encoder scores (distillation)");
         let scores = teacher_scores(engine.bi_encoder(), &examples)?;
@@ -381,9 +385,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     } else {
         None
     };
+    seconds.teacher = phase.elapsed().as_secs_f64();
     let total_tokens: usize = pairs.iter().map(|p| p.pair.ids.len()).sum();
     let mean_pair_tokens = total_tokens as f64 / pairs.len().max(1) as f64;
-    seconds.tokenize = phase.elapsed().as_secs_f64();
 
     // The frozen layers run once per pair; training reads their output.
     let phase = Instant::now();
