@@ -63,11 +63,11 @@ pub struct TrainArgs {
     pub patience: usize,
     /// Weak examples from the corpus: a document's title or one of its
     /// sentences (--weak-query) as the query for its own text.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 700)]
     pub weak_examples: usize,
     /// What weak examples ask with: title, or sentence (the sentence is
     /// taken out of the passage, the inverse cloze task).
-    #[arg(long, default_value = "title")]
+    #[arg(long, default_value = "sentence")]
     pub weak_query: WeakQuery,
     /// Weight of distilling the bi-encoder: the softmax of its cosines over
     /// each group as a soft target beside the judged positive (0: off).

@@ -47,6 +47,8 @@ fn train(sift: &Sift, dataset: &Path, out: &str, seed: &str) {
         "1",
         "--max-length",
         "64",
+        "--weak-examples",
+        "8",
     ]);
 }
 
