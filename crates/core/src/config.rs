@@ -104,8 +104,9 @@ pub struct ModelsConfig {
     pub cross_encoder: ModelSource,
     /// Used when `cross_encoder` is a hub model that cannot be had (e.g.
     /// offline), e.g. [`BUNDLED_RERANKER`]. Off by default: the bundled
-    /// reranker ranks worse than stage 1 alone on SciFact test and on the
-    /// demo (eval/README.md), so it is not used unless asked for.
+    /// reranker, trained on SciFact, ranks the demo's help-centre questions
+    /// worse than stage 1 alone (eval/README.md), so it is not used unless
+    /// asked for.
     pub cross_encoder_fallback: Option<ModelSource>,
     /// Truncation length of the bi-encoder, in tokens (sentence-transformers'
     /// `max_seq_length` for all-MiniLM-L6-v2).
