@@ -885,6 +885,26 @@ mod tests {
     use super::*;
     use crate::pairs::pad_pairs;
 
+    fn base_model() -> ModelFiles {
+        ModelFiles::from_dir(&crate::model::tests::minilm_dir()).expect("run `just fetch-models`")
+    }
+
+    /// (query, passage) pairs tokenised at 64 tokens, their first `frozen`
+    /// layers run and cached, as training sees them.
+    fn cached_pairs(files: &ModelFiles, items: &[(&str, &str)], frozen: usize) -> Vec<CachedPair> {
+        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
+        let mut pairs: Vec<CachedPair> = items
+            .iter()
+            .map(|(q, p)| CachedPair {
+                pair: tokenizer.encode(q, p).unwrap(),
+                hidden: None,
+            })
+            .collect();
+        let body = BertBody::load(files, Precision::F32).unwrap();
+        cache_frozen_layers(&body, frozen, &mut pairs, false).unwrap();
+        pairs
+    }
+
     #[test]
     fn learning_rate_warms_up_then_decays_to_zero() {
         let s: Vec<f64> = (0..10).map(|i| learning_rate_scale(i, 2, 10)).collect();
@@ -899,39 +919,23 @@ mod tests {
     /// only them: a few steps on two tiny groups make the positives win.
     #[test]
     fn a_few_steps_learn_a_tiny_set_and_leave_frozen_layers_alone() {
-        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
-            .expect("run `just fetch-models`");
+        let files = base_model();
         let net = CrossEncoderNet::load(&files, 5).unwrap();
-        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
-        let data = [
-            (
-                "close my account",
-                [
-                    "how to close your account",
-                    "export your notes",
-                    "change the theme",
-                ],
-            ),
-            (
-                "reset my password",
-                [
+        let pairs = cached_pairs(
+            &files,
+            &[
+                ("close my account", "how to close your account"),
+                ("close my account", "export your notes"),
+                ("close my account", "change the theme"),
+                (
+                    "reset my password",
                     "reset a password from the sign-in page",
-                    "billing plans",
-                    "close your account",
-                ],
-            ),
-        ];
-        let mut pairs = Vec::new();
-        for (query, passages) in data {
-            for p in passages {
-                pairs.push(CachedPair {
-                    pair: tokenizer.encode(query, p).unwrap(),
-                    hidden: None,
-                });
-            }
-        }
-        let body = BertBody::load(&files, Precision::F32).unwrap();
-        cache_frozen_layers(&body, 4, &mut pairs, false).unwrap();
+                ),
+                ("reset my password", "billing plans"),
+                ("reset my password", "close your account"),
+            ],
+            4,
+        );
         let groups = vec![vec![0, 1, 2], vec![3, 4, 5]];
         let (body, head) = net.trainable_vars(2);
         assert_eq!((body.len(), head.len()), (2 * 16 + 2, 2));
@@ -979,23 +983,16 @@ mod tests {
     /// whichever way round it is.
     #[test]
     fn soft_targets_teach_the_teachers_order_of_the_negatives() {
-        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
-            .expect("run `just fetch-models`");
-        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
-        let body = BertBody::load(&files, Precision::F32).unwrap();
-        let query = "close my account";
-        let mut pairs: Vec<CachedPair> = [
-            "how to close your account",
-            "export your notes before you leave",
-            "change the colour theme",
-        ]
-        .iter()
-        .map(|p| CachedPair {
-            pair: tokenizer.encode(query, p).unwrap(),
-            hidden: None,
-        })
-        .collect();
-        cache_frozen_layers(&body, 4, &mut pairs, false).unwrap();
+        let files = base_model();
+        let pairs = cached_pairs(
+            &files,
+            &[
+                ("close my account", "how to close your account"),
+                ("close my account", "export your notes before you leave"),
+                ("close my account", "change the colour theme"),
+            ],
+            4,
+        );
         let groups = vec![vec![0, 1, 2]];
         let trained_scores = |teacher: [f32; 3]| {
             let net = CrossEncoderNet::load(&files, 5).unwrap();
@@ -1031,27 +1028,18 @@ mod tests {
     /// layers compute (here over a padded batch of unequal lengths).
     #[test]
     fn cached_states_are_what_the_differentiable_layers_compute() {
-        let files = ModelFiles::from_dir(&crate::model::tests::minilm_dir())
-            .expect("run `just fetch-models`");
+        let files = base_model();
         let net = CrossEncoderNet::load(&files, 5).unwrap();
-        let tokenizer = PairTokenizer::load(&files.tokenizer, 64).unwrap();
-        let mut pairs: Vec<CachedPair> = [
+        let items = [
             ("close my account", "how to close your account for good"),
             ("reset my password", "billing"),
             (
                 "vitamin D and bone density",
                 "Vitamin D supplements did not change bone mineral density in adults over two years.",
             ),
-        ]
-        .iter()
-        .map(|(q, p)| CachedPair {
-            pair: tokenizer.encode(q, p).unwrap(),
-            hidden: None,
-        })
-        .collect();
-        let body = BertBody::load(&files, Precision::F32).unwrap();
+        ];
         for frozen in [0, 3] {
-            cache_frozen_layers(&body, frozen, &mut pairs, false).unwrap();
+            let pairs = cached_pairs(&files, &items, frozen);
             let items: Vec<&Pair> = pairs.iter().map(|p| &p.pair).collect();
             let (ids, type_ids, mask) = pad_pairs(&items).unwrap();
             let mut x = net.embed(&ids, &type_ids).unwrap();
