@@ -885,6 +885,12 @@ mod tests {
     use super::*;
     use crate::pairs::pad_pairs;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+            .unwrap()
+    }
+
     fn base_model() -> ModelFiles {
         ModelFiles::from_dir(&crate::model::tests::minilm_dir()).expect("run `just fetch-models`")
     }
@@ -960,17 +966,7 @@ mod tests {
             last = loss;
         }
         assert!(first > 0.5 && last < 0.5 * first, "loss {first} -> {last}");
-        let moved = |before: &Tensor, name: &str| {
-            let after = net.weight(name).unwrap();
-            (before - &after)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
+        let moved = |before: &Tensor, name: &str| max_abs_diff(before, &net.weight(name).unwrap());
         assert_eq!(
             moved(&frozen_before, "encoder.layer.3.output.dense.weight"),
             0.0
@@ -1051,14 +1047,7 @@ mod tests {
                 let len = p.pair.ids.len();
                 assert_eq!(cached.dims(), &[len, net.shape.hidden_size]);
                 let expected = x.get(row).unwrap().narrow(0, 0, len).unwrap();
-                let diff = (cached - &expected)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = max_abs_diff(cached, &expected);
                 assert!(diff < 1e-4, "{frozen} frozen layers, pair {row}: {diff}");
             }
         }
