@@ -23,7 +23,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let lp = model.next_token_logprobs(&[prompt.clone()], &[" Paris", " yes", " no"], None)?;
+    let lp = model.next_token_logprobs(
+        std::slice::from_ref(&prompt),
+        &[" Paris", " yes", " no"],
+        None,
+    )?;
     println!("logprobs {lp:?} in {:.2}s", t.elapsed().as_secs_f64());
     Ok(())
 }

@@ -230,7 +230,7 @@ mod window_tests {
                 return Ok("7] > [7] > banana [0] > [3".into());
             }
             let mut sorted = rels.clone();
-            sorted.sort_by(|a, b| b.1.cmp(&a.1));
+            sorted.sort_by_key(|x| std::cmp::Reverse(x.1));
             let ids: Vec<String> = sorted.iter().map(|(id, _)| format!("[{id}]")).collect();
             // The prompt already opened the first bracket.
             Ok(ids.join(" > ")[1..].to_string())
