@@ -105,8 +105,8 @@ demo-rerankers: fetch-llm
 
 # Train the bundled reranker (data/rerankers/sift-minilm-l6-scifact) again
 # from SciFact's train split: all-MiniLM-L6-v2 + a fresh head, hard negatives
-# mined from indexes/scifact (built first if missing), seed 17; ~50 min on
-# 2 busy cores. Its card (README.md there) has the recipe and the scores.
+# mined from indexes/scifact (built first if missing), 700 weak examples from
+# the corpus, seed 17; 29-35 min on 2 shared cores. Its card (README.md there) has the recipe and the scores.
 train-reranker out="data/rerankers/sift-minilm-l6-scifact": fetch-models
     cargo build --release --bin sift
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift train-reranker --dataset {{scifact}} --split train --index indexes/scifact --out {{out}} --seed 17
