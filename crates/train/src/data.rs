@@ -168,12 +168,12 @@ fn sentences(text: &str) -> Vec<&str> {
 /// no sentence qualifies or nothing would be left.
 fn cloze(text: &str, rng: &mut impl rand::Rng) -> Option<(String, String)> {
     let all = sentences(text);
-    let usable: Vec<usize> = (0..all.len())
-        .filter(|&i| (6..=60).contains(&all[i].split_whitespace().count()))
-        .collect();
     if all.len() < 2 {
         return None;
     }
+    let usable: Vec<usize> = (0..all.len())
+        .filter(|&i| (6..=60).contains(&all[i].split_whitespace().count()))
+        .collect();
     let &pick = usable.choose(rng)?;
     let rest: Vec<&str> = all
         .iter()
@@ -226,13 +226,11 @@ pub(crate) fn mine_weak_examples(
                 let Some((sentence, rest)) = cloze(&first.text, &mut rng) else {
                     continue;
                 };
-                let mut positive = passage(&first, true);
-                positive.text = sift_core::Chunk {
+                let rest = Chunk {
                     text: rest,
                     ..first.clone()
-                }
-                .passage();
-                (sentence, positive, true)
+                };
+                (sentence, passage(&rest, true), true)
             }
         };
         let candidates = stage_one(engine, &query, depth)?;
