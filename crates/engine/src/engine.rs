@@ -319,6 +319,8 @@ impl Engine {
     /// `stage1_weight` if set, else the reranker's own (a trained
     /// checkpoint's validated weight), 0 when the reranker cannot be had.
     pub fn stage1_weight_of(&self, options: &SearchOptions) -> f32 {
+        // The reranker is looked up only when the query sets no weight: an
+        // LLM reranker loads its model on first use.
         match options.stage1_weight {
             Some(w) => w,
             None => self
@@ -838,7 +840,6 @@ fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
     }
 }
 
-/// Which reranker ordered the hits, and how much of the stage-1 order it kept.
 /// The blend weight of the stage-1 order: the query's, else the reranker's.
 fn stage1_weight(options: &SearchOptions, reranker: &dyn Reranker) -> f32 {
     options
@@ -846,6 +847,7 @@ fn stage1_weight(options: &SearchOptions, reranker: &dyn Reranker) -> f32 {
         .unwrap_or_else(|| reranker.stage1_weight())
 }
 
+/// Which reranker ordered the hits, and how much of the stage-1 order it kept.
 fn describe_blend(reranker: String, stage1_weight: f32) -> String {
     if stage1_weight > 0.0 {
         format!("{reranker}, blended with the stage-1 order at weight {stage1_weight}")
