@@ -19,10 +19,6 @@ impl BertBody {
         self.bert.hidden_size()
     }
 
-    pub fn num_layers(&self) -> usize {
-        self.bert.config.num_hidden_layers
-    }
-
     /// The hidden states after the embeddings and the first `layers`
     /// encoder layers (0: the embeddings alone) of each input, given as
     /// (word-piece ids, token type ids): `[len_i * hidden]` row-major per
@@ -30,15 +26,15 @@ impl BertBody {
     /// batch per core.
     pub fn hidden_states(
         &self,
-        inputs: &[(Vec<u32>, Vec<u32>)],
+        inputs: &[(&[u32], &[u32])],
         layers: usize,
         batch_size: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let encoded: Vec<Encoded> = inputs
             .iter()
             .map(|(ids, type_ids)| Encoded {
-                ids: ids.clone(),
-                type_ids: type_ids.clone(),
+                ids: ids.to_vec(),
+                type_ids: type_ids.to_vec(),
             })
             .collect();
         let h = self.hidden_size();

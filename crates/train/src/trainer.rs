@@ -700,9 +700,9 @@ fn cache_frozen_layers(
     let bar = progress_bar(progress, pairs.len(), "running the frozen layers");
     let hidden = body.hidden_size();
     for slice in pairs.chunks_mut(SLICE) {
-        let inputs: Vec<(Vec<u32>, Vec<u32>)> = slice
+        let inputs: Vec<(&[u32], &[u32])> = slice
             .iter()
-            .map(|p| (p.pair.ids.clone(), p.pair.type_ids.clone()))
+            .map(|p| (p.pair.ids.as_slice(), p.pair.type_ids.as_slice()))
             .collect();
         let states = body.hidden_states(&inputs, frozen, BATCH)?;
         for (pair, rows) in slice.iter_mut().zip(states) {
