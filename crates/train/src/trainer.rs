@@ -379,7 +379,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let phase = Instant::now();
     let teacher = if options.distill_weight > 0.0 {
         let bar = progress_bar(options.progress, 1, "bi-encoder scores (distillation)");
-        let scores = teacher_scores(engine.bi_encoder(), &examples)?;
+        let scores = teacher_scores(engine.bi_encoder(), &examples, &example_pairs, pairs.len())?;
         bar.finish_and_clear();
         Some(scores)
     } else {
@@ -760,10 +760,15 @@ struct SoftTargets {
     weight: f64,
 }
 
-/// The bi-encoder's cosine of each training pair, in the order the pairs
-/// were added (each example's positives, then its negatives); texts are
-/// embedded once each.
-fn teacher_scores(encoder: &sift_bert::BiEncoder, examples: &[data::Example]) -> Result<Vec<f32>> {
+/// The bi-encoder's cosine of each training pair, indexed like the pairs
+/// (`pairs` of them; pairs of no example, the validation ones, get 0);
+/// texts are embedded once each.
+fn teacher_scores(
+    encoder: &sift_bert::BiEncoder,
+    examples: &[data::Example],
+    example_pairs: &[ExamplePairs],
+    pairs: usize,
+) -> Result<Vec<f32>> {
     let mut texts: Vec<&str> = Vec::new();
     let mut index: std::collections::HashMap<&str, usize> = Default::default();
     for e in examples {
@@ -784,15 +789,14 @@ fn teacher_scores(encoder: &sift_bert::BiEncoder, examples: &[data::Example]) ->
         let (a, b) = (&vectors[index[a]], &vectors[index[b]]);
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     };
-    Ok(examples
-        .iter()
-        .flat_map(|e| {
-            e.positives
-                .iter()
-                .chain(&e.negatives)
-                .map(|p| cosine(&e.query, &p.text))
-        })
-        .collect())
+    let mut scores = vec![0f32; pairs];
+    for (e, ids) in examples.iter().zip(example_pairs) {
+        let passages = e.positives.iter().zip(&ids.positives);
+        for (p, &id) in passages.chain(e.negatives.iter().zip(&ids.negatives)) {
+            scores[id] = cosine(&e.query, &p.text);
+        }
+    }
+    Ok(scores)
 }
 
 /// Mean softmax cross-entropy of the groups (positive first), plus
