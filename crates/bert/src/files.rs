@@ -87,7 +87,7 @@ impl ModelFiles {
             None => Self::download(&repo, role)?,
         };
         Ok(ModelFiles {
-            origin: format!("hf://{}@{}", source.repo, source.revision),
+            origin: source.origin(),
             config: paths[0].clone(),
             tokenizer: paths[1].clone(),
             weights: paths[2].clone(),

@@ -37,6 +37,11 @@ pub struct Settings {
         help_heading = "Models"
     )]
     pub reranker_path: Option<PathBuf>,
+    /// Do not fall back to the committed trained reranker
+    /// (data/rerankers/sift-minilm-l6-scifact) when the hub cross-encoder
+    /// cannot be had.
+    #[arg(long, global = true, help_heading = "Models")]
+    pub no_reranker_fallback: bool,
     /// Bi-encoder truncation length in tokens.
     #[arg(long, global = true, help_heading = "Models")]
     pub embed_max_tokens: Option<usize>,
@@ -141,6 +146,9 @@ impl Settings {
         }
         if let Some(path) = &self.reranker_path {
             m.cross_encoder.path = Some(path.clone());
+        }
+        if self.no_reranker_fallback {
+            m.cross_encoder_fallback = None;
         }
         set(&mut m.embed_max_tokens, self.embed_max_tokens);
         set(&mut m.embed_batch_size, self.embed_batch_size);

@@ -85,6 +85,15 @@ impl ModelSource {
             ..ModelSource::hub("")
         }
     }
+
+    /// Where the model comes from, as logs and responses name it: the
+    /// folder, or `hf://repo@revision`.
+    pub fn origin(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => format!("hf://{}@{}", self.repo, self.revision),
+        }
+    }
 }
 
 impl Default for ModelSource {
@@ -103,10 +112,12 @@ pub struct ModelsConfig {
     pub bi_encoder: ModelSource,
     pub cross_encoder: ModelSource,
     /// Used when `cross_encoder` is a hub model that cannot be had (e.g.
-    /// offline), e.g. [`BUNDLED_RERANKER`]. Off by default: the bundled
-    /// reranker, trained on SciFact, ranks the demo's help-centre questions
-    /// worse than stage 1 alone (eval/README.md), so it is not used unless
-    /// asked for.
+    /// offline); never in place of a folder the user named. By default the
+    /// committed [`BUNDLED_RERANKER`], looked for relative to the working
+    /// folder (a checkout's root); `false` in a file turns it off. What it
+    /// scores is in its model card: trained on SciFact, it ranks other
+    /// domains less well (eval/README.md).
+    #[serde(with = "model_or_false")]
     pub cross_encoder_fallback: Option<ModelSource>,
     /// Truncation length of the bi-encoder, in tokens (sentence-transformers'
     /// `max_seq_length` for all-MiniLM-L6-v2).
@@ -123,10 +134,55 @@ impl Default for ModelsConfig {
         ModelsConfig {
             bi_encoder: ModelSource::hub("sentence-transformers/all-MiniLM-L6-v2"),
             cross_encoder: ModelSource::hub("cross-encoder/ms-marco-MiniLM-L-6-v2"),
-            cross_encoder_fallback: None,
+            cross_encoder_fallback: Some(ModelSource::local(BUNDLED_RERANKER)),
             embed_max_tokens: 256,
             embed_batch_size: 32,
             precision: Precision::F32,
+        }
+    }
+}
+
+/// A model that may be switched off: a [`ModelSource`] table, or `false`.
+mod model_or_false {
+    use super::ModelSource;
+    use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(model: &Option<ModelSource>, s: S) -> Result<S::Ok, S::Error> {
+        match model {
+            Some(model) => model.serialize(s),
+            None => false.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ModelSource>, D::Error> {
+        d.deserialize_any(ModelOrFalse)
+    }
+
+    /// A visitor rather than an untagged enum, so that a mistyped key in
+    /// the table is reported as such.
+    struct ModelOrFalse;
+
+    impl<'de> Visitor<'de> for ModelOrFalse {
+        type Value = Option<ModelSource>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a model table (`path` or `repo`), or `false` for none")
+        }
+
+        fn visit_bool<E: de::Error>(self, on: bool) -> Result<Self::Value, E> {
+            if on {
+                Err(E::custom(
+                    "`true` names no model: give a table (`path` or `repo`), or `false` for none",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+            ModelSource::deserialize(MapAccessDeserializer::new(map)).map(Some)
         }
     }
 }
@@ -566,6 +622,33 @@ mod tests {
         let partial: Config = toml::from_str("[search]\ndepth = 20\n").unwrap();
         assert_eq!(partial.search.depth, 20);
         assert_eq!(partial.search.k, 5);
+    }
+
+    /// The fallback reranker is on by default, can be renamed, and `false`
+    /// turns it off; each survives a round trip through TOML.
+    #[test]
+    fn the_fallback_reranker_is_a_model_or_false() {
+        let default = Config::default().models.cross_encoder_fallback;
+        assert_eq!(default, Some(ModelSource::local(BUNDLED_RERANKER)));
+        let off: Config = toml::from_str("[models]\ncross_encoder_fallback = false\n").unwrap();
+        assert_eq!(off.models.cross_encoder_fallback, None);
+        let other: Config =
+            toml::from_str("[models.cross_encoder_fallback]\npath = \"my/reranker\"\n").unwrap();
+        assert_eq!(
+            other.models.cross_encoder_fallback,
+            Some(ModelSource::local("my/reranker"))
+        );
+        for config in [off, other] {
+            let back: Config = toml::from_str(&config.to_toml()).unwrap();
+            assert_eq!(back, config);
+        }
+        let on = toml::from_str::<Config>("[models]\ncross_encoder_fallback = true\n");
+        assert!(on.unwrap_err().to_string().contains("names no model"));
+        let typo = toml::from_str::<Config>("[models.cross_encoder_fallback]\npth = \"x\"\n");
+        assert!(typo
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `pth`"));
     }
 
     #[test]

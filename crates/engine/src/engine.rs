@@ -890,7 +890,9 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
                 "the configured cross-encoder cannot be had ({primary}); reranking with the fallback {}",
                 model.origin()
             );
-            (Some(Box::new(CrossEncoderReranker::new(model))), None)
+            let configured = models.cross_encoder.origin();
+            let reranker = CrossEncoderReranker::fallback_for(model, configured);
+            (Some(Box::new(reranker)), None)
         }
         Err(e) => {
             tracing::debug!("no reranker: {primary}; fallback: {e}");

@@ -140,17 +140,13 @@ fn training_refuses_the_test_split() {
     assert!(!sift.path("ce").exists());
 }
 
-/// Offline, the hub cross-encoder cannot be had: with a fallback configured,
-/// search reranks with the committed trained reranker (found relative to the
-/// working folder) and says which one ran; a folder the user named is never
-/// replaced by it; without one (the default) it does not rerank.
+/// Offline, the hub cross-encoder cannot be had: by default search reranks
+/// with the committed trained reranker (found relative to the working
+/// folder) and says which one ran; the flag or `false` in the config turns
+/// that off, and a folder the user named is never replaced by it.
 #[test]
 fn offline_search_falls_back_to_the_committed_reranker() {
     let sift = Sift::new();
-    let bundled = committed_reranker();
-    std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
-    std::os::unix::fs::symlink(&bundled, sift.path("data/rerankers/sift-minilm-l6-scifact"))
-        .unwrap();
     for file in [
         "accounts/close-your-account.md",
         "data-retention/what-happens-to-your-data-after-account-closure.md",
@@ -162,26 +158,40 @@ fn offline_search_falls_back_to_the_committed_reranker() {
         );
     }
     sift.ok(&["index", "docs"]);
+    // Not in this working folder: no reranker, and the notice says why.
     let response = sift.search_json("close my account", &[]);
     assert!(response["reranked_by"].is_null(), "{response}");
+    let notice = response["notice"].as_str().unwrap_or_default();
+    assert!(notice.contains("sift-minilm-l6-scifact"), "{notice}");
 
-    let config = sift.write(
-        "sift.toml",
-        "[models.cross_encoder_fallback]\npath = \"data/rerankers/sift-minilm-l6-scifact\"\n",
-    );
-    let config = config.display().to_string();
+    std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
+    std::os::unix::fs::symlink(
+        committed_reranker(),
+        sift.path("data/rerankers/sift-minilm-l6-scifact"),
+    )
+    .unwrap();
     let response = sift.search_json(
         "what happens to my data if I close my account",
-        &["--k", "2", "--config", &config],
+        &["--k", "2"],
     );
     let by = response["reranked_by"].as_str().unwrap_or_default();
     assert!(by.contains("sift-minilm-l6-scifact"), "reranked by {by:?}");
+    assert!(
+        by.contains("the fallback for hf://cross-encoder/ms-marco-MiniLM-L-6-v2"),
+        "{by}"
+    );
     assert!(response["hits"][0]["scores"]["rerank"].is_number());
 
-    let missing = sift.path("no-such-model").display().to_string();
+    let response = sift.search_json("close my account", &["--no-reranker-fallback"]);
+    assert!(response["reranked_by"].is_null(), "{response}");
+    let off = sift.write("sift.toml", "[models]\ncross_encoder_fallback = false\n");
     let response = sift.search_json(
         "close my account",
-        &["--reranker-path", &missing, "--config", &config],
+        &["--config", &off.display().to_string()],
     );
+    assert!(response["reranked_by"].is_null(), "{response}");
+
+    let missing = sift.path("no-such-model").display().to_string();
+    let response = sift.search_json("close my account", &["--reranker-path", &missing]);
     assert!(response["reranked_by"].is_null(), "{response}");
 }
