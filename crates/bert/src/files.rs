@@ -39,6 +39,12 @@ const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 impl ModelFiles {
     /// A local folder holding `config.json`, `tokenizer.json` and `model.safetensors`.
     pub fn from_dir(dir: &Path) -> Result<ModelFiles> {
+        if !dir.is_dir() {
+            return Err(Error::ModelUnavailable(format!(
+                "no model folder {}",
+                dir.display()
+            )));
+        }
         let missing: Vec<&str> = FILES
             .iter()
             .copied()
