@@ -560,6 +560,7 @@ impl EvalRun {
             evaluate(&self.qrels, run, &[m], MissingQueries::Zero).mean[&m.to_string()]
         };
         let ndcg = Metric::ndcg(RANK_CUTOFF);
+        let mrr = Metric::mrr(RANK_CUTOFF);
         let depth = (!o.sweep_depth.is_empty()).then(|| {
             let points: Vec<DepthPoint> = o
                 .sweep_depth
@@ -573,9 +574,11 @@ impl EvalRun {
                         depth: d,
                         hybrid_recall_at_k: at(Metric::recall(k), hybrid),
                         hybrid_ndcg_at_10: at(ndcg, hybrid),
+                        hybrid_mrr_at_10: at(mrr, hybrid),
                         hybrid_recall_at_depth: at(Metric::recall(d), hybrid),
                         rerank_recall_at_k: rerank.map(|r| at(Metric::recall(k), r)),
                         rerank_ndcg_at_10: rerank.map(|r| at(ndcg, r)),
+                        rerank_mrr_at_10: rerank.map(|r| at(mrr, r)),
                         rerank_latency: reranked
                             .then(|| Latency::of(&acc.depth_rerank_latency[i])),
                         rerank_chunks_mean: reranked

@@ -37,10 +37,12 @@ pub struct DepthPoint {
     pub depth: usize,
     pub hybrid_recall_at_k: f64,
     pub hybrid_ndcg_at_10: f64,
+    pub hybrid_mrr_at_10: f64,
     /// The ceiling: the most any reordering of the top d can reach at k.
     pub hybrid_recall_at_depth: f64,
     pub rerank_recall_at_k: Option<f64>,
     pub rerank_ndcg_at_10: Option<f64>,
+    pub rerank_mrr_at_10: Option<f64>,
     /// Time the reranker added per query.
     pub rerank_latency: Option<Latency>,
     /// Chunks the reranker read per query, on average (≥ depth: a document
@@ -143,8 +145,10 @@ impl Sweeps {
                         format!("{:.4}", p.hybrid_recall_at_depth),
                         format!("{:.4}", p.hybrid_recall_at_k),
                         format!("{:.4}", p.hybrid_ndcg_at_10),
+                        format!("{:.4}", p.hybrid_mrr_at_10),
                         opt(p.rerank_recall_at_k),
                         opt(p.rerank_ndcg_at_10),
+                        opt(p.rerank_mrr_at_10),
                         lat.map_or("-".into(), |l| format!("{:.1}", l.mean_ms)),
                         lat.map_or("-".into(), |l| format!("{:.1}", l.p95_ms)),
                         p.rerank_chunks_mean
@@ -158,8 +162,10 @@ impl Sweeps {
                     "hybrid R@depth",
                     &format!("hybrid {rk}"),
                     "hybrid nDCG@10",
+                    "hybrid MRR@10",
                     &format!("rerank {rk}"),
                     "rerank nDCG@10",
+                    "rerank MRR@10",
                     "rerank mean ms",
                     "rerank p95 ms",
                     "chunks reranked",

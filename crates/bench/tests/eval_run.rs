@@ -295,6 +295,7 @@ fn evaluates_every_stage_and_sweeps_without_a_reranker() {
     let at4 = &sweep.points[2];
     assert!((at4.hybrid_recall_at_depth - hybrid.metrics["recall@4"]).abs() < 1e-12);
     assert!((at4.hybrid_ndcg_at_10 - hybrid.metrics["ndcg@10"]).abs() < 1e-12);
+    assert!((at4.hybrid_mrr_at_10 - hybrid.metrics["mrr@10"]).abs() < 1e-12);
     // Recall at depth never falls as depth grows.
     assert!(sweep
         .points
@@ -412,6 +413,7 @@ fn reranks_a_folder_corpus_with_a_throwaway_cross_encoder() {
     // Depth 4 of the sweep reranks the same candidates as the main figures.
     let at4 = &sweep.points[1];
     assert!((at4.rerank_recall_at_k.unwrap() - rerank.metrics["recall@2"]).abs() < 1e-12);
+    assert!((at4.rerank_mrr_at_10.unwrap() - rerank.metrics["mrr@10"]).abs() < 1e-12);
     assert!(sweep.flattening.metric.contains("reranked"));
     let png = std::fs::read(out.join("sweep.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
