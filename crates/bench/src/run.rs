@@ -46,7 +46,8 @@ pub struct EvalOptions {
     pub index: PathBuf,
     /// Folder for the report, run files and plots.
     pub out: PathBuf,
-    /// Engine configuration; `search.rrf_k` is the RRF constant evaluated.
+    /// Engine configuration; `search.rrf_k` is the RRF constant evaluated;
+    /// `search.rerank = false` loads no reranker (stage 1 only).
     pub config: Config,
     /// Candidates handed to the reranker, in distinct documents.
     pub depth: usize,
@@ -843,7 +844,7 @@ fn open_index(
     let engine = Engine::builder(dir)
         .config(options.config.clone())
         .create_if_missing(true)
-        .load_reranker(true)
+        .load_reranker(options.config.search.rerank)
         .open()?;
     let held = engine.stats()?.documents as usize;
     if held > distinct_ids {

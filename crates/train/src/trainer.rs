@@ -255,6 +255,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     eval_options.split = options.split.clone();
     eval_options.corpus = options.corpus.clone();
     eval_options.config = options.config.clone();
+    // Mining needs stage 1 only: no cross-encoder is fetched or loaded.
+    eval_options.config.search.rerank = false;
     eval_options.progress = options.progress;
     eval_options.depth = 1;
     eval_options.k = 1;
