@@ -40,8 +40,14 @@ impl ModelFiles {
     /// A local folder holding `config.json`, `tokenizer.json` and `model.safetensors`.
     pub fn from_dir(dir: &Path) -> Result<ModelFiles> {
         if !dir.is_dir() {
+            // A relative folder is read from the working folder: say which,
+            // since the default fallback reranker is a path in a checkout.
+            let cwd = std::env::current_dir().ok().filter(|_| dir.is_relative());
+            let looked_in = cwd.map_or(String::new(), |cwd| {
+                format!(" (a relative path, looked for in {})", cwd.display())
+            });
             return Err(Error::ModelUnavailable(format!(
-                "no model folder {}",
+                "no model folder {}{looked_in}",
                 dir.display()
             )));
         }
@@ -152,6 +158,20 @@ mod tests {
             err.contains("config.json") && err.contains("model.safetensors"),
             "{err}"
         );
+    }
+
+    /// A missing relative folder says where it was looked for.
+    #[test]
+    fn a_missing_relative_folder_names_the_working_folder() {
+        let err = ModelFiles::from_dir(Path::new("no/such/model"))
+            .unwrap_err()
+            .to_string();
+        let cwd = std::env::current_dir().unwrap();
+        assert!(err.contains("no model folder no/such/model"), "{err}");
+        assert!(err.contains(&cwd.display().to_string()), "{err}");
+        let absolute = std::env::temp_dir().join("sift-bert-no-such-model");
+        let err = ModelFiles::from_dir(&absolute).unwrap_err().to_string();
+        assert!(!err.contains("relative"), "{err}");
     }
 
     #[test]

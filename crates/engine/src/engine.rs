@@ -896,17 +896,10 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
         }
         Err(e) => {
             tracing::debug!("no reranker: {primary}; fallback: {e}");
-            // The default fallback is a path in the checkout.
-            let hint = match &fallback.path {
-                Some(path) if path.is_relative() => {
-                    " (a relative folder, looked for in the working folder)"
-                }
-                _ => "",
-            };
             (
                 None,
                 Some(format!(
-                    "no reranker available: {primary}; and the fallback reranker: {e}{hint}"
+                    "no reranker available: {primary}; and the fallback reranker: {e}"
                 )),
             )
         }
