@@ -44,7 +44,7 @@ fetch-llm:
 demo: fetch-models
     cargo build --release
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift index data/helpcentre --index target/demo-index
-    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "what happens to my data if I close my account" --index target/demo-index --depth 50 --k 5 --timings
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift search "what happens to my data if I close my account" --index target/demo-index --depth 50 --k 3 --timings
 
 # A small virtual environment with pytrec_eval, for the metric cross-check.
 test-venv:

@@ -156,6 +156,7 @@ mod tests {
             doc_id: doc.into(),
             ordinal,
             title: "T".into(),
+            section: Vec::new(),
             text: text.into(),
             char_start: 0,
             char_end: text.len(),

@@ -85,6 +85,20 @@ pub struct RerankEffect {
     pub queries_lost: usize,
     /// (rerank recall@k − hybrid recall@k) / (recall@depth − hybrid recall@k).
     pub recall_gap_closed: Option<f64>,
+    /// The metrics (`ndcg@10`, `recall@k`, `mrr@10`) that reranking made
+    /// worse than hybrid's, with hybrid's and the reranked value: a
+    /// reranker out of its domain can lose to stage 1, and a user must see
+    /// it rather than assume stage 2 helps.
+    #[serde(default)]
+    pub lowered: Vec<MetricChange>,
+}
+
+/// One metric before and after reranking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    pub metric: String,
+    pub hybrid: f64,
+    pub rerank: f64,
 }
 
 /// The seed's diagnosis: stage 1 finds (recall@depth), the order decides
@@ -183,6 +197,43 @@ impl Diagnosis {
                     "With reranking ({reranker}): recall@{k} = {rr_k:.4}{}. Reranking brought a relevant document into the top {k} for {recovered} of the {gap} gap queries and pushed one out for {lost}; {rr_at_k} of {n} queries now have one in the top {k}.",
                     closed.map_or(String::new(), |c| format!(", closing {:.1}% of the recall gap", 100.0 * c))
                 ));
+                let lowered: Vec<MetricChange> = [
+                    "ndcg@10".to_string(),
+                    format!("recall@{k}"),
+                    "mrr@10".into(),
+                ]
+                .into_iter()
+                .filter_map(|name| {
+                    let (hybrid, rerank) = (
+                        metric(STAGE_HYBRID, name.clone()),
+                        metric(STAGE_RERANK, name.clone()),
+                    );
+                    // Below the fourth decimal is below what a report shows.
+                    (rerank < hybrid - 5e-5).then_some(MetricChange {
+                        metric: name,
+                        hybrid,
+                        rerank,
+                    })
+                })
+                .collect();
+                if !lowered.is_empty() {
+                    let changes: Vec<String> = lowered
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} from {:.4} to {:.4} ({:+.4})",
+                                label(&c.metric),
+                                c.hybrid,
+                                c.rerank,
+                                c.rerank - c.hybrid
+                            )
+                        })
+                        .collect();
+                    summary.push(format!(
+                        "The reranker LOWERED {}: on these queries stage 1's order is better than the reranker's; rerank with a model that knows the domain (or one trained on it with `sift train-reranker`), or search without it (--no-rerank).",
+                        changes.join(", ")
+                    ));
+                }
                 Some(RerankEffect {
                     reranker,
                     recall_at_k: rr_k,
@@ -190,6 +241,7 @@ impl Diagnosis {
                     queries_recovered: recovered,
                     queries_lost: lost,
                     recall_gap_closed: closed,
+                    lowered,
                 })
             }
             _ => {
@@ -564,6 +616,32 @@ mod tests {
             d.summary[1].starts_with("25.0% of queries (1 of 4)"),
             "{}",
             d.summary[1]
+        );
+
+        // Same recall on both sides: nothing is said to have been lowered.
+        assert!(r.lowered.is_empty(), "{:?}", r.lowered);
+        assert!(!d.summary.iter().any(|l| l.contains("LOWERED")));
+
+        // A reranker that loses nDCG@10 to hybrid is called out, by how much.
+        let mut worse = stages.clone();
+        worse[0].metrics.insert("ndcg@10".into(), 0.8493);
+        worse[1].metrics.insert("ndcg@10".into(), 0.7865);
+        let d = Diagnosis::compute(
+            &qrels,
+            &hybrid,
+            Some(&rerank),
+            &worse,
+            3,
+            2,
+            Some("ce".into()),
+        );
+        let lowered = &d.rerank.as_ref().unwrap().lowered;
+        assert_eq!(lowered.len(), 1);
+        assert_eq!(lowered[0].metric, "ndcg@10");
+        let line = d.summary.last().unwrap();
+        assert!(
+            line.contains("LOWERED nDCG@10 from 0.8493 to 0.7865 (-0.0628)"),
+            "{line}"
         );
 
         let d = Diagnosis::compute(&qrels, &hybrid, None, &stages[..1], 3, 2, None);

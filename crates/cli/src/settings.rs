@@ -37,10 +37,19 @@ pub struct Settings {
         help_heading = "Models"
     )]
     pub reranker_path: Option<PathBuf>,
-    /// Do not fall back to the committed trained reranker
-    /// (data/rerankers/sift-minilm-l6-scifact) when the hub cross-encoder
-    /// cannot be had.
+    /// When the hub cross-encoder cannot be had, rerank with the committed
+    /// trained one (data/rerankers/sift-minilm-l6-scifact, or the config's
+    /// `models.cross_encoder_fallback`). Off by default: trained on
+    /// SciFact, it lowers quality out of its domain.
     #[arg(long, global = true, help_heading = "Models")]
+    pub reranker_fallback: bool,
+    /// Never fall back to another reranker (overrides the config file).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Models",
+        conflicts_with = "reranker_fallback"
+    )]
     pub no_reranker_fallback: bool,
     /// Bi-encoder truncation length in tokens.
     #[arg(long, global = true, help_heading = "Models")]
@@ -146,6 +155,9 @@ impl Settings {
         }
         if let Some(path) = &self.reranker_path {
             m.cross_encoder.path = Some(path.clone());
+        }
+        if self.reranker_fallback && m.cross_encoder_fallback.is_none() {
+            m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
         }
         if self.no_reranker_fallback {
             m.cross_encoder_fallback = None;

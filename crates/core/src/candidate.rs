@@ -20,6 +20,10 @@ pub struct Scores {
     pub dense: Option<RankedScore>,
     /// Reciprocal-rank-fusion score.
     pub fused: Option<f32>,
+    /// Rank (from 1) in the fused stage-1 list: where the hit stood before
+    /// stage 2 moved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage1_rank: Option<u32>,
     /// Stage-2 score; only meaningful for sorting within one query. The
     /// cross-encoder's raw logit, the LLM's P("yes") in 0..1, or for
     /// listwise `1 / rank` in the model's order.

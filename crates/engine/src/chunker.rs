@@ -1,17 +1,38 @@
-//! Cutting documents into overlapping windows of the bi-encoder's tokens.
+//! Cutting documents into chunks that follow their structure: a Markdown
+//! heading starts a new chunk, blank-line paragraphs are where a long
+//! section prefers to be split, and every chunk carries the heading path it
+//! sits under.
+
+use std::ops::Range;
 
 use sift_core::{Chunk, ChunkId, ChunkingConfig, Document};
 use tokenizers::Tokenizer;
 
-/// Splits documents into chunks of at most `max_tokens` word pieces, each
-/// sharing `overlap_tokens` with the previous one. Chunk boundaries fall on
-/// token boundaries and every chunk records its character offsets in the
-/// document text, so a hit can be cited exactly.
+/// Splits documents into chunks of at most `max_tokens` word pieces.
+///
+/// A document is first cut into sections at its Markdown headings (`#` to
+/// `######`, outside fenced code): no chunk crosses a heading, and each
+/// chunk carries the path of headings above it ([`Chunk::section`]), which
+/// is embedded and indexed with it. A section longer than `max_tokens` is
+/// cut into windows that share `overlap_tokens` with the previous one and
+/// start, where one is near, on a paragraph (after a blank line), else on
+/// a line (a list item), else on a sentence. Chunk boundaries fall on word edges and every chunk
+/// records its character offsets in the document text, so a hit can be
+/// cited exactly. Text without headings or blank lines (a BEIR abstract) is
+/// one section, cut as it always was.
 pub struct Chunker<'a> {
     tokenizer: &'a Tokenizer,
     max_tokens: usize,
     stride: usize,
     overlap: usize,
+}
+
+/// A run of a document's text under one heading path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Section {
+    path: Vec<String>,
+    /// Characters of the document text, the heading line excluded.
+    chars: Range<usize>,
 }
 
 impl<'a> Chunker<'a> {
@@ -39,84 +60,227 @@ impl<'a> Chunker<'a> {
             .copied()
             .filter(|(s, e)| e > s)
             .collect();
-        let make = |ordinal: u32, char_start: usize, char_end: usize, text: String| Chunk {
-            id: ChunkId::derive(&doc.id, ordinal, &text),
+        let make = |ordinal: u32, section: &[String], chars: Range<usize>, text: String| Chunk {
+            id: ChunkId::derive_in_section(&doc.id, ordinal, section, &text),
             doc_id: doc.id.clone(),
             ordinal,
             title: doc.title.clone(),
+            section: section.to_vec(),
             text,
-            char_start,
-            char_end,
+            char_start: chars.start,
+            char_end: chars.end,
             metadata: doc.metadata.clone(),
         };
-        if offsets.is_empty() {
-            return Ok(if doc.title.trim().is_empty() {
-                vec![]
-            } else {
-                vec![make(0, 0, 0, String::new())]
-            });
-        }
         // Character index → byte index, once per document.
         let mut byte_at: Vec<usize> = doc.text.char_indices().map(|(b, _)| b).collect();
         byte_at.push(doc.text.len());
         let chars: Vec<char> = doc.text.chars().collect();
-        // A window must not start or end inside a word ("##ted" pieces):
-        // tokens that touch their neighbour with no space between belong to
-        // one word, and a chunk boundary moves to the word's edge.
-        let joined = |i: usize| {
-            offsets[i].0 == offsets[i - 1].1
-                && chars[offsets[i].0].is_alphanumeric()
-                && chars[offsets[i].0 - 1].is_alphanumeric()
-        };
-        // Token i opens a sentence when a line break precedes it or the
-        // token before it is a full stop, question or exclamation mark.
-        let starts_sentence = |i: usize| {
-            let (prev_start, prev_end) = offsets[i - 1];
-            let gap = &chars[prev_end..offsets[i].0];
-            gap.contains(&'\n')
-                || (prev_end - prev_start == 1 && matches!(chars[prev_start], '.' | '?' | '!'))
+        let windows = Windows {
+            offsets: &offsets,
+            chars: &chars,
         };
         let mut chunks = Vec::new();
-        let mut first = 0;
+        let mut token = 0;
+        for section in sections(&doc.text, &doc.title) {
+            // Tokens before the section (a heading line) belong to no chunk.
+            while token < offsets.len() && offsets[token].0 < section.chars.start {
+                token += 1;
+            }
+            let first = token;
+            while token < offsets.len() && offsets[token].1 <= section.chars.end {
+                token += 1;
+            }
+            for tokens in windows.split(first..token, self.max_tokens, self.stride, self.overlap) {
+                let span = offsets[tokens.start].0..offsets[tokens.end - 1].1;
+                let text = doc.text[byte_at[span.start]..byte_at[span.end]].to_string();
+                chunks.push(make(chunks.len() as u32, &section.path, span, text));
+            }
+        }
+        if chunks.is_empty() && !doc.title.trim().is_empty() {
+            chunks.push(make(0, &[], 0..0, String::new()));
+        }
+        Ok(chunks)
+    }
+}
+
+/// The token offsets of one document, and how to cut a run of them into
+/// windows.
+struct Windows<'t> {
+    offsets: &'t [(usize, usize)],
+    chars: &'t [char],
+}
+
+impl Windows<'_> {
+    /// Token i continues the word of token i − 1 (a "##ted" piece): no
+    /// window starts or ends between them.
+    fn joined(&self, i: usize) -> bool {
+        let (offsets, chars) = (self.offsets, self.chars);
+        offsets[i].0 == offsets[i - 1].1
+            && chars[offsets[i].0].is_alphanumeric()
+            && chars[offsets[i].0 - 1].is_alphanumeric()
+    }
+
+    /// The text between tokens i − 1 and i.
+    fn gap(&self, i: usize) -> &[char] {
+        &self.chars[self.offsets[i - 1].1..self.offsets[i].0]
+    }
+
+    /// Token i opens a line (a list item, a table row, a verse).
+    fn starts_line(&self, i: usize) -> bool {
+        self.gap(i).contains(&'\n')
+    }
+
+    /// Token i opens a sentence: a line break precedes it, or the token
+    /// before it is a full stop, question or exclamation mark.
+    fn starts_sentence(&self, i: usize) -> bool {
+        let (prev_start, prev_end) = self.offsets[i - 1];
+        self.starts_line(i)
+            || (prev_end - prev_start == 1 && matches!(self.chars[prev_start], '.' | '?' | '!'))
+    }
+
+    /// Token i opens a paragraph: a blank line precedes it.
+    fn starts_paragraph(&self, i: usize) -> bool {
+        self.gap(i).iter().filter(|&&c| c == '\n').count() >= 2
+    }
+
+    /// Cut the tokens `run` into windows of at most `max_tokens`, each
+    /// starting `stride` tokens after the previous one's start, moved to a
+    /// paragraph or sentence start within `overlap` tokens either way.
+    fn split(
+        &self,
+        run: Range<usize>,
+        max_tokens: usize,
+        stride: usize,
+        overlap: usize,
+    ) -> Vec<Range<usize>> {
+        let mut windows = Vec::new();
+        if run.is_empty() {
+            return windows;
+        }
+        let mut first = run.start;
         loop {
-            let mut last = (first + self.max_tokens).min(offsets.len()) - 1;
+            let mut last = (first + max_tokens).min(run.end) - 1;
             // Shrink rather than grow, so a chunk never exceeds max_tokens;
             // a single word longer than the window is cut as it is.
-            while last + 1 < offsets.len() && joined(last + 1) && last > first {
+            while last + 1 < run.end && self.joined(last + 1) && last > first {
                 last -= 1;
             }
-            let (char_start, char_end) = (offsets[first].0, offsets[last].1);
-            let text = doc.text[byte_at[char_start]..byte_at[char_end]].to_string();
-            chunks.push(make(chunks.len() as u32, char_start, char_end, text));
-            if last + 1 == offsets.len() {
-                break;
+            windows.push(first..last + 1);
+            if last + 1 == run.end {
+                return windows;
             }
             // The next window starts `stride` tokens on (never past the end
             // of this one, so no text is skipped), moved back to the start
             // of its word, or forward when going back would not advance.
-            let mut next = (first + self.stride).min(last + 1);
-            // Prefer starting on a sentence or line, within one overlap's
-            // length back (more overlap) or forward (less, never a gap),
-            // so chunks read and cite cleanly.
-            let floor = next.saturating_sub(self.overlap).max(first + 1);
-            let ceiling = (next + self.overlap).min(last + 1);
-            let sentence = (floor..=next)
-                .rev()
-                .chain(next + 1..=ceiling)
-                .find(|&i| starts_sentence(i));
-            if let Some(sentence) = sentence {
-                next = sentence;
+            let mut next = (first + stride).min(last + 1);
+            // Prefer starting on a paragraph, else a line (a list item),
+            // else a sentence, within one overlap's length back (more
+            // overlap) or forward (less, never a gap), so chunks read and
+            // cite cleanly.
+            let floor = next.saturating_sub(overlap).max(first + 1);
+            let ceiling = (next + overlap).min(last + 1);
+            let near = || (floor..=next).rev().chain(next + 1..=ceiling);
+            let start = near()
+                .find(|&i| self.starts_paragraph(i))
+                .or_else(|| near().find(|&i| self.starts_line(i)))
+                .or_else(|| near().find(|&i| self.starts_sentence(i)));
+            if let Some(start) = start {
+                next = start;
             }
-            while next > first + 1 && joined(next) {
+            while next > first + 1 && self.joined(next) {
                 next -= 1;
             }
-            while next <= last && joined(next) {
+            while next <= last && self.joined(next) {
                 next += 1;
             }
             first = next;
         }
-        Ok(chunks)
     }
+}
+
+/// Cut a document's text into sections at its ATX headings (`## Title`),
+/// ignoring `#` lines inside fenced code. A heading's level decides the
+/// path: `## A` then `### B` is `A › B`, a later `## C` is `C`. The
+/// document's own title line (a first line repeating the title, `# Title`
+/// or not) and an `Updated: YYYY-MM-DD` line under it are front matter:
+/// neither a section nor part of the path. Sections keep their text even
+/// when it is blank; the chunker skips those without tokens.
+fn sections(text: &str, title: &str) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    let mut fence: Option<&str> = None;
+    let mut front_matter = true;
+    let mut seen_title = false;
+    for line in text.split_inclusive('\n') {
+        let chars = line.chars().count();
+        let line_end = at + chars;
+        let trimmed = line.trim();
+        if front_matter {
+            let is_title = !seen_title
+                && !title.trim().is_empty()
+                && trimmed.trim_start_matches('#').trim() == title.trim();
+            let is_date = seen_title
+                && trimmed
+                    .strip_prefix("Updated:")
+                    .is_some_and(|d| crate::ingest::is_iso_date(d.trim()));
+            if is_title || is_date || trimmed.is_empty() {
+                seen_title |= is_title;
+                at = line_end;
+                start = at;
+                front_matter = !is_date;
+                continue;
+            }
+            front_matter = false;
+        }
+        if let Some(marker) = fence {
+            if trimmed.starts_with(marker) {
+                fence = None;
+            }
+        } else if let Some(marker) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+            fence = Some(marker);
+        } else if let Some((level, heading)) = atx_heading(line) {
+            sections.push(Section {
+                path: path.iter().map(|(_, h)| h.clone()).collect(),
+                chars: start..at,
+            });
+            path.retain(|(l, _)| *l < level);
+            path.push((level, heading));
+            start = line_end;
+        }
+        at = line_end;
+    }
+    sections.push(Section {
+        path: path.into_iter().map(|(_, h)| h).collect(),
+        chars: start..at,
+    });
+    sections
+}
+
+/// `## Heading ##` → (2, "Heading"): up to three spaces of indent, one to
+/// six `#`, a space, the text without closing `#`s. `#hashtag` is no heading.
+fn atx_heading(line: &str) -> Option<(usize, String)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let rest = &line[indent..];
+    let level = rest.len() - rest.trim_start_matches('#').len();
+    let after = &rest[level..];
+    if !(1..=6).contains(&level) || !(after.starts_with([' ', '\t']) || after.trim().is_empty()) {
+        return None;
+    }
+    // A closing run of `#` counts only after a space: `## C#` is "C#".
+    let text = after.trim();
+    let text = match text.trim_end_matches('#') {
+        open if open.is_empty() || open.ends_with([' ', '\t']) => open.trim_end(),
+        _ => text,
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Some((level, text.to_string()))
 }
 
 #[cfg(test)]
@@ -216,6 +380,135 @@ mod tests {
         for c in &chunks[1..] {
             assert!(c.text.starts_with("The"), "{:?}", c.text);
         }
+    }
+
+    /// A help-centre page as a file reads it: title, date, intro, sections.
+    const PAGE: &str = "# Title\n\nUpdated: 2025-04-03\n\nClose your account.\n\n## The data\n\nThe data is deleted after 30 days.\n\n### Backups\n\nThe data is deleted.\n\n```\n# not a heading\n```\n\n## Your account\n\nClose your account.\n";
+
+    fn cited(text: &str, c: &Chunk) -> String {
+        text.chars()
+            .skip(c.char_start)
+            .take(c.char_end - c.char_start)
+            .collect()
+    }
+
+    #[test]
+    fn headings_start_chunks_and_make_their_path() {
+        let chunks = chunk(PAGE, 50, 5);
+        let found: Vec<(Vec<&str>, &str)> = chunks
+            .iter()
+            .map(|c| {
+                (
+                    c.section.iter().map(String::as_str).collect(),
+                    c.text.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                // Title and date lines are front matter, not text.
+                (vec![], "Close your account."),
+                (vec!["The data"], "The data is deleted after 30 days."),
+                // A fence's `#` line is code, not a heading.
+                (
+                    vec!["The data", "Backups"],
+                    "The data is deleted.\n\n```\n# not a heading\n```"
+                ),
+                // A heading of the same level replaces, a deeper one nests.
+                (vec!["Your account"], "Close your account."),
+            ]
+        );
+        // The path is part of the id (a renamed heading re-embeds).
+        for c in &chunks {
+            assert_eq!(
+                c.id,
+                ChunkId::derive_in_section("doc", c.ordinal, &c.section, &c.text)
+            );
+        }
+        assert_eq!(
+            chunks[2].passage(),
+            "Title › The data › Backups The data is deleted.\n\n```\n# not a heading\n```"
+        );
+    }
+
+    #[test]
+    fn offsets_cite_the_original_file() {
+        let doc = crate::ingest::parse_text(PAGE);
+        let tokenizer = tokenizer();
+        let config = ChunkingConfig {
+            max_tokens: 4,
+            overlap_tokens: 1,
+        };
+        let chunks = Chunker::new(&tokenizer, &config).chunk(&doc).unwrap();
+        assert!(chunks.len() > 4);
+        for c in &chunks {
+            assert_eq!(cited(PAGE, c), c.text, "{c:?}");
+            assert!(
+                !c.text.contains("##"),
+                "a chunk crossed a heading: {:?}",
+                c.text
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_section_is_split_on_paragraphs_and_keeps_its_path() {
+        // One section of two paragraphs, longer than a chunk. The stride
+        // (6 tokens) lands on "30"; a sentence starts 3 tokens on, the
+        // second paragraph 5 on: the paragraph wins.
+        let text = "## The data\n\nthe data is deleted after 30 days. the data\n\nthe data is deleted after 30 days the data is deleted";
+        let chunks = chunk(text, 12, 6);
+        assert_eq!(chunks.len(), 3, "{chunks:?}");
+        for c in &chunks {
+            assert_eq!(c.section, ["The data"]);
+            assert_eq!(cited(text, c), c.text);
+            assert!(c.text.split_whitespace().count() <= 12, "{:?}", c.text);
+        }
+        assert!(chunks[1]
+            .text
+            .starts_with("the data is deleted after 30 days the"));
+        let before: String = text.chars().take(chunks[1].char_start).collect();
+        assert!(before.ends_with("days. the data\n\n"), "{before:?}");
+        // Windows still overlap: the second reaches into the third.
+        assert!(chunks[2].char_start < chunks[1].char_end);
+    }
+
+    #[test]
+    fn a_list_is_split_between_its_items() {
+        // The stride lands mid-item; a sentence starts one token on, the
+        // next item six on: the item wins.
+        let text = "- the data is deleted. after 30 days the data\n- the data is deleted after 30 days the data is deleted";
+        let chunks = chunk(text, 12, 6);
+        assert!(chunks.len() >= 2, "{chunks:?}");
+        assert!(
+            chunks[1].text.starts_with("- the data"),
+            "{:?}",
+            chunks[1].text
+        );
+    }
+
+    #[test]
+    fn text_without_structure_has_no_path() {
+        let chunks = chunk("Close your account. The data is deleted.", 50, 5);
+        assert_eq!(chunks.len(), 1);
+        assert!(chunks[0].section.is_empty());
+        // Its id is the one derived without a section (earlier indexes').
+        assert_eq!(chunks[0].id, ChunkId::derive("doc", 0, &chunks[0].text));
+    }
+
+    #[test]
+    fn atx_headings_follow_commonmark() {
+        assert_eq!(
+            atx_heading("## What is deleted ##\n"),
+            Some((2, "What is deleted".into()))
+        );
+        assert_eq!(atx_heading("   # Indented\n"), Some((1, "Indented".into())));
+        assert_eq!(atx_heading("### C#\n"), Some((3, "C#".into())));
+        assert_eq!(atx_heading("#hashtag\n"), None);
+        assert_eq!(atx_heading("####### seven\n"), None);
+        assert_eq!(atx_heading("    # code\n"), None);
+        assert_eq!(atx_heading("##\n"), None);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 const META_FILE: &str = "sift-index.json";
 const LEXICAL_DIR: &str = "lexical";
 const VECTORS_DIR: &str = "vectors";
-const FORMAT_VERSION: u32 = 1;
+/// 2: chunks carry their heading path (`section`), and a text file's
+/// offsets are into the whole file.
+const FORMAT_VERSION: u32 = 2;
 
 /// What an index was built with; checked on every open.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -801,7 +803,7 @@ fn read_meta(path: &Path) -> Result<Option<IndexMeta>> {
                 return Err(Error::IncompatibleIndex {
                     path: path.to_owned(),
                     message: format!(
-                        "format version {} (this build reads {FORMAT_VERSION})",
+                        "format version {} (this build reads {FORMAT_VERSION}; chunks now carry their heading path): remove the folder and index again",
                         meta.format_version
                     ),
                 });

@@ -136,49 +136,40 @@ fn read_text_file(root: &Path, file: &Path) -> std::result::Result<Document, Str
     Ok(doc)
 }
 
-/// Split a text file into title, optional date and body.
+/// A text file's title and optional date. The text is kept verbatim (less
+/// a byte-order mark), so chunk offsets cite the file itself; the chunker
+/// skips the title and date lines as front matter.
 pub(crate) fn parse_text(text: &str) -> Document {
     let text = text.trim_start_matches('\u{feff}');
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default().trim();
     let second = lines.next();
-    let (title, mut body_start) = if let Some(heading) = first.strip_prefix("# ") {
-        (heading.trim().to_string(), first_line_len(text))
+    let title = if let Some(heading) = first.strip_prefix("# ") {
+        heading.trim().to_string()
     } else if first.chars().count() <= 120 && second.is_some_and(|l| l.trim().is_empty()) {
-        (first.to_string(), first_line_len(text))
+        first.to_string()
     } else {
-        (String::new(), 0)
+        String::new()
     };
     let mut doc = Document::default();
-    let rest = &text[body_start..];
-    let trimmed = rest.trim_start();
     if !title.is_empty() {
-        if let Some(date_line) = trimmed
+        let date = text
             .lines()
-            .next()
+            .skip(1)
+            .find(|l| !l.trim().is_empty())
             .and_then(|l| l.trim().strip_prefix("Updated:"))
-        {
-            let date = date_line.trim();
-            if is_iso_date(date) {
-                doc.metadata.insert("date".into(), date.into());
-                body_start += (rest.len() - trimmed.len()) + trimmed.lines().next().unwrap().len();
-            }
+            .map(str::trim)
+            .filter(|d| is_iso_date(d));
+        if let Some(date) = date {
+            doc.metadata.insert("date".into(), date.into());
         }
     }
-    // Offsets are into the body as stored, so keep it verbatim after trimming
-    // leading blank lines (which carry no text to cite).
-    doc.text = text[body_start..]
-        .trim_start_matches(['\n', '\r'])
-        .to_string();
+    doc.text = text.to_string();
     doc.title = title;
     doc
 }
 
-fn first_line_len(text: &str) -> usize {
-    text.find('\n').map_or(text.len(), |i| i + 1)
-}
-
-fn is_iso_date(s: &str) -> bool {
+pub(crate) fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
         && b[4] == b'-'
@@ -200,7 +191,11 @@ mod tests {
             doc.metadata.get("date").and_then(|v| v.as_str()),
             Some("2025-10-01")
         );
-        assert_eq!(doc.text, "Go to Settings.\n");
+        // Verbatim: offsets into it are offsets into the file.
+        assert_eq!(
+            doc.text,
+            "# Close your account\n\nUpdated: 2025-10-01\n\nGo to Settings.\n"
+        );
     }
 
     #[test]

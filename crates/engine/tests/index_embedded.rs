@@ -141,6 +141,7 @@ fn a_bad_vector_writes_nothing() {
         doc_id: doc.into(),
         ordinal: 0,
         title: String::new(),
+        section: Vec::new(),
         text: text.into(),
         char_start: 0,
         char_end: text.len(),

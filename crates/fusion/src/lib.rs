@@ -73,6 +73,9 @@ pub fn reciprocal_rank_fusion(
             .then(a.chunk_id.cmp(&b.chunk_id))
     });
     fused.truncate(depth);
+    for (rank, f) in fused.iter_mut().enumerate() {
+        f.scores.stage1_rank = Some(rank as u32 + 1);
+    }
     fused
 }
 

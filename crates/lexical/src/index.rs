@@ -46,6 +46,7 @@ const META_FILE: &str = "meta.json";
 ///     doc_id: "faq".into(),
 ///     ordinal: 0,
 ///     title: "Accounts".into(),
+///     section: Vec::new(),
 ///     text: text.into(),
 ///     char_start: 0,
 ///     char_end: text.chars().count(),
@@ -155,6 +156,9 @@ impl LexicalIndex {
         doc.add_text(f.doc_id, &chunk.doc_id);
         doc.add_text(f.title, &chunk.title);
         doc.add_text(f.body, &chunk.text);
+        let section =
+            serde_json::to_string(&chunk.section).expect("a list of strings always serialises");
+        doc.add_text(f.section, section);
         doc.add_text(f.text, chunk.passage());
         doc.add_u64(f.ordinal, u64::from(chunk.ordinal));
         doc.add_u64(f.char_start, chunk.char_start as u64);
@@ -550,6 +554,8 @@ impl LexicalIndex {
         let ordinal = u64_of(f.ordinal, schema::ORDINAL)?;
         let metadata: Metadata = serde_json::from_str(str_of(f.metadata, schema::METADATA)?)
             .map_err(|e| self.corrupt(format!("chunk {id}: bad metadata: {e}")))?;
+        let section: Vec<String> = serde_json::from_str(str_of(f.section, schema::SECTION)?)
+            .map_err(|e| self.corrupt(format!("chunk {id}: bad section: {e}")))?;
         let offset = |field, name: &str| {
             usize::try_from(u64_of(field, name)?)
                 .map_err(|_| self.corrupt(format!("chunk {id}: {name} out of range")))
@@ -560,6 +566,7 @@ impl LexicalIndex {
             ordinal: u32::try_from(ordinal)
                 .map_err(|_| self.corrupt(format!("chunk {id}: ordinal out of range")))?,
             title: str_of(f.title, schema::TITLE)?.to_owned(),
+            section,
             text: str_of(f.body, schema::BODY)?.to_owned(),
             char_start: offset(f.char_start, schema::CHAR_START)?,
             char_end: offset(f.char_end, schema::CHAR_END)?,

@@ -15,6 +15,9 @@ pub(crate) const CHUNK_ID: &str = "chunk_id";
 pub(crate) const DOC_ID: &str = "doc_id";
 pub(crate) const TITLE: &str = "title";
 pub(crate) const BODY: &str = "body";
+/// The chunk's heading path, stored as a JSON array (it reaches BM25
+/// through `text`, the passage).
+pub(crate) const SECTION: &str = "section";
 /// The one field BM25 scores: title and body together (see [`build_schema`]).
 pub(crate) const TEXT: &str = "text";
 pub(crate) const ORDINAL: &str = "ordinal";
@@ -60,6 +63,7 @@ pub(crate) struct Fields {
     pub doc_id: Field,
     pub title: Field,
     pub body: Field,
+    pub section: Field,
     pub text: Field,
     pub ordinal: Field,
     pub char_start: Field,
@@ -70,12 +74,13 @@ pub(crate) struct Fields {
 
 /// The schema of the chunk store.
 ///
-/// BM25 scores one field, `text` = title + chunk text (indexed, not stored),
+/// BM25 scores one field, `text` = title + heading path + chunk text
+/// ([`Chunk::passage`](sift_core::Chunk::passage), indexed, not stored),
 /// the way BEIR's and Anserini's "flat" BM25 runs index a document. Scoring
 /// title and body as two fields and summing them counts a title word about
 /// twice (its idf is added once per field) and cost 0.029 nDCG@10 on SciFact
-/// (see eval/README.md, "Why BM25 fell short"). `title` and `body` are kept
-/// stored-only, for display.
+/// (see eval/README.md, "Why BM25 fell short"). `title`, `section` and
+/// `body` are kept stored-only, for display.
 pub(crate) fn build_schema() -> Schema {
     let indexed_text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -87,6 +92,7 @@ pub(crate) fn build_schema() -> Schema {
     builder.add_text_field(DOC_ID, STRING | STORED | FAST);
     builder.add_text_field(TITLE, STORED);
     builder.add_text_field(BODY, STORED);
+    builder.add_text_field(SECTION, STORED);
     builder.add_text_field(TEXT, indexed_text);
     // FAST so a document's chunks can be put in order without reading the store.
     builder.add_u64_field(ORDINAL, STORED | FAST);
@@ -110,6 +116,7 @@ impl Fields {
             doc_id: get(DOC_ID),
             title: get(TITLE),
             body: get(BODY),
+            section: get(SECTION),
             text: get(TEXT),
             ordinal: get(ORDINAL),
             char_start: get(CHAR_START),

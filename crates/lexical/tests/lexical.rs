@@ -11,6 +11,7 @@ fn chunk(doc_id: &str, ordinal: u32, title: &str, text: &str) -> Chunk {
         doc_id: doc_id.into(),
         ordinal,
         title: title.into(),
+        section: Vec::new(),
         text: text.into(),
         char_start: ordinal as usize * 100,
         char_end: ordinal as usize * 100 + text.chars().count(),

@@ -190,6 +190,7 @@ mod tests {
             doc_id: format!("d{id}"),
             ordinal: 0,
             title: String::new(),
+            section: Vec::new(),
             text: text.into(),
             char_start: 0,
             char_end: text.chars().count(),

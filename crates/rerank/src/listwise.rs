@@ -246,6 +246,7 @@ mod window_tests {
                     doc_id: format!("d{i}"),
                     ordinal: 0,
                     title: String::new(),
+                    section: Vec::new(),
                     text: format!("passage rel {rel}"),
                     char_start: 0,
                     char_end: 0,

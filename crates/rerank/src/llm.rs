@@ -107,6 +107,7 @@ mod tests {
             doc_id: "security/2fa.md".into(),
             ordinal: 0,
             title: "Set up 2FA".into(),
+            section: Vec::new(),
             text: "Use a   passkey.\nOr an app.".into(),
             char_start: 0,
             char_end: 0,

@@ -81,6 +81,9 @@ pub struct Hit {
     pub ordinal: u32,
     /// Title of the document.
     pub title: String,
+    /// The headings the chunk sits under, outermost first (the document's
+    /// title excluded): cite it as `title › section…`.
+    pub section: Vec<String>,
     /// The chunk's text.
     pub text: String,
     /// Character offsets (Unicode scalar values, end exclusive) of `text`
@@ -105,6 +108,8 @@ pub struct HitScores {
     pub dense: Option<DenseScore>,
     /// Reciprocal-rank-fusion score.
     pub fused: Option<f32>,
+    /// Rank (from 1) in the fused stage-1 list, before stage 2 moved it.
+    pub stage1_rank: Option<u32>,
     /// Stage-2 score (comparable within one query only): the cross-encoder
     /// logit, the LLM's P(yes), or listwise 1/rank.
     pub rerank: Option<f32>,
@@ -167,6 +172,7 @@ impl Hit {
             doc_id: c.chunk.doc_id,
             ordinal: c.chunk.ordinal,
             title: c.chunk.title,
+            section: c.chunk.section,
             text: c.chunk.text,
             char_start: c.chunk.char_start,
             char_end: c.chunk.char_end,
@@ -182,6 +188,7 @@ impl Hit {
                     similarity: r.score,
                 }),
                 fused: s.fused,
+                stage1_rank: s.stage1_rank,
                 rerank: s.rerank,
                 blended: s.blended,
             },

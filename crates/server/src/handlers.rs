@@ -199,6 +199,7 @@ pub(crate) async fn rerank(
                 doc_id: String::new(),
                 ordinal: 0,
                 title: String::new(),
+                section: Vec::new(),
                 text: text.clone(),
                 char_start: 0,
                 char_end: 0,

@@ -305,6 +305,7 @@ mod tests {
             doc_id: doc.into(),
             ordinal,
             title: "T".into(),
+            section: Vec::new(),
             text: format!("{doc}-{ordinal}"),
             char_start: 0,
             char_end: 1,

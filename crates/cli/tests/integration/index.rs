@@ -9,6 +9,7 @@ pub fn write_small_corpus(sift: &Sift) {
         "# Close your account\n\nUpdated: 2025-03-01\n\n\
          When you close your account, your notes, notebooks and attachments are \
          deleted within 30 days. Backups are kept for 90 days and then erased.\n\n\
+         ## Before you close\n\n\
          Before closing, export everything you want to keep: café menus, naïve \
          drafts and 🚲 bike-ride logs alike — the export keeps every character.\n\n\
          Closing cannot be undone once the 30 days have passed.\n",

@@ -2,21 +2,35 @@
 
 use crate::index::{index_small_corpus, SMALL_CORPUS_DOCS};
 use crate::util::{
-    body_of, committed_reranker, doc_id, doc_ids, helpcentre_dir, parse_hit_line, text, Sift,
+    committed_reranker, doc_id, doc_ids, helpcentre_dir, parse_hit_line, text, Sift,
 };
 use serde_json::Value;
 
 const QUERY: &str = "what happens to my notes when I close my account";
 
+/// The citation line under a hit: its document, then its headings.
+fn citation(hit: &Value) -> String {
+    let sections: Vec<&str> = hit["chunk"]["section"]
+        .as_array()
+        .map(|s| s.iter().map(|h| h.as_str().unwrap()).collect())
+        .unwrap_or_default();
+    std::iter::once(doc_id(hit))
+        .chain(sections)
+        .collect::<Vec<_>>()
+        .join(" › ")
+}
+
 #[test]
-fn plain_output_is_one_scored_line_per_hit() {
+fn plain_output_is_a_scored_line_and_a_citation_per_hit() {
     let sift = Sift::new();
     index_small_corpus(&sift);
     let meta = sift.index_dir().join("sift-index.json");
     let written = std::fs::metadata(&meta).unwrap().modified().unwrap();
     let run = sift.ok(&["search", QUERY, "--k", "3", "--depth", "10", "--no-rerank"]);
-    let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    let all: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(all.len(), 6, "{}", run.stdout);
+    let (lines, citations): (Vec<&str>, Vec<&str>) =
+        all.chunks(2).map(|pair| (pair[0], pair[1])).unzip();
     // Nothing to say on stderr (the index's own chunking settings are not
     // the defaults, which matters only when indexing), and a search writes
     // nothing into the index.
@@ -33,8 +47,16 @@ fn plain_output_is_one_scored_line_per_hit() {
         scores.push(score);
     }
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-    // The lines are the JSON hits, in the same order and with the same scores.
+    // The lines are the JSON hits, in the same order and with the same
+    // scores, each with the document and section it comes from under it.
     let hits = sift.hits(QUERY, &["--k", "3", "--depth", "10"]);
+    for (citation_line, hit) in citations.iter().zip(&hits) {
+        assert_eq!(*citation_line, format!("      {}", citation(hit)));
+    }
+    assert!(
+        hits.iter().any(|h| h["chunk"]["section"].is_array()),
+        "no hit has a section: {hits:?}"
+    );
     for (line, hit) in lines.iter().zip(&hits) {
         let (score, snippet) = parse_hit_line(line).unwrap();
         let fused = hit["scores"]["fused"].as_f64().unwrap() as f32;
@@ -48,14 +70,62 @@ fn plain_output_is_one_scored_line_per_hit() {
     }
 }
 
-/// Every hit's offsets cite its source file's text exactly, and its scores
-/// are consistent with reciprocal rank fusion.
+/// With a reranker the score shown is its raw score (the logit, as the
+/// seed shows it), not the blend; when a blend with stage 1 orders the
+/// hits, that is said once, under them.
+#[test]
+fn plain_output_shows_the_rerankers_raw_score_and_says_when_a_blend_orders() {
+    let sift = Sift::new();
+    index_small_corpus(&sift);
+    let reranker = committed_reranker();
+    let reranker = reranker.to_str().unwrap();
+    let args = ["--k", "3", "--depth", "10", "--reranker-path", reranker];
+    let mut search = vec!["search", QUERY];
+    search.extend_from_slice(&args);
+    let run = sift.ok(&search);
+    let response = sift.search_json(QUERY, &args);
+    let hits = response["hits"].as_array().unwrap();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2 * hits.len() + 1, "{}", run.stdout);
+    for (pair, hit) in lines.chunks(2).zip(hits) {
+        let (score, _) = parse_hit_line(pair[0]).unwrap();
+        let raw = hit["scores"]["rerank"].as_f64().unwrap() as f32;
+        assert!(hit["scores"]["blended"].is_number(), "{hit}");
+        assert!(
+            (score - raw).abs() <= 0.005,
+            "{} shows {score}, raw {raw}",
+            pair[0]
+        );
+        assert_eq!(pair[1], format!("      {}", citation(hit)));
+    }
+    let note = lines.last().unwrap();
+    assert!(
+        note.starts_with("order: the reranker's scores blended with the stage-1 order"),
+        "{note}"
+    );
+    // Trusted alone (stage-1 weight 0), the raw scores order the hits and
+    // nothing needs saying.
+    search.extend_from_slice(&["--stage1-weight", "0"]);
+    let run = sift.ok(&search);
+    assert!(!run.stdout.contains("order:"), "{}", run.stdout);
+    let scores: Vec<f32> = run
+        .stdout
+        .lines()
+        .filter_map(parse_hit_line)
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(scores.len(), 3);
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+}
+
+/// Every hit's offsets cite its source file exactly, and its scores are
+/// consistent with reciprocal rank fusion.
 fn check_hit(sift: &Sift, hit: &Value, rrf_k: f64) {
     let chunk = &hit["chunk"];
     let id = doc_id(hit);
     assert!(SMALL_CORPUS_DOCS.contains(&id), "{id}");
     let source = std::fs::read_to_string(sift.path("corpus").join(id)).unwrap();
-    let body: Vec<char> = body_of(&source).chars().collect();
+    let body: Vec<char> = source.chars().collect();
     let (start, end) = (
         chunk["char_start"].as_u64().unwrap() as usize,
         chunk["char_end"].as_u64().unwrap() as usize,
@@ -153,12 +223,17 @@ fn explain_shows_provenance_of_every_hit() {
         "--explain",
     ]);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert_eq!(lines.len(), 9, "{}", run.stdout);
     let hits = sift.hits(QUERY, &["--k", "3", "--depth", "10"]);
-    for (pair, hit) in lines.chunks(2).zip(&hits) {
-        assert!(parse_hit_line(pair[0]).is_some(), "{}", pair[0]);
-        let explain = pair[1];
-        assert!(explain.contains(doc_id(hit)), "{explain}");
+    for (lines, hit) in lines.chunks(3).zip(&hits) {
+        assert!(parse_hit_line(lines[0]).is_some(), "{}", lines[0]);
+        assert!(lines[1].contains(doc_id(hit)), "{}", lines[1]);
+        let explain = lines[2];
+        let stage1 = hit["scores"]["stage1_rank"].as_u64().unwrap();
+        assert!(
+            explain.contains(&format!("stage 1 #{stage1} ")),
+            "{explain}"
+        );
         let start = hit["chunk"]["char_start"].as_u64().unwrap();
         let end = hit["chunk"]["char_end"].as_u64().unwrap();
         assert!(explain.contains(&format!("{start}..{end}")), "{explain}");
@@ -206,7 +281,7 @@ fn without_a_reranker_search_answers_and_says_it_did_not_rerank() {
     // Rerank is asked for (the default), but the cross-encoder is not in the
     // (empty) cache and the hub is offline.
     let run = sift.ok(&["search", QUERY, "--k", "2", "--depth", "10"]);
-    let hits: Vec<&str> = run.stdout.lines().collect();
+    let hits: Vec<&str> = run.stdout.lines().step_by(2).collect();
     assert_eq!(hits.len(), 2, "{}", run.stdout);
     assert!(hits.iter().all(|l| parse_hit_line(l).is_some()));
     let note = run
@@ -241,7 +316,7 @@ fn without_a_reranker_search_answers_and_says_it_did_not_rerank() {
         "--reranker-path",
         "no/such/folder",
     ]);
-    assert_eq!(run.stdout.lines().count(), 2, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 4, "{}", run.stdout);
     assert!(run.stderr.contains("not reranked"), "{}", run.stderr);
 }
 

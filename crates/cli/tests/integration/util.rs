@@ -221,29 +221,6 @@ pub fn doc_ids(hits: &[Value]) -> Vec<String> {
     hits.iter().map(|h| doc_id(h).to_string()).collect()
 }
 
-/// The text a document's chunk offsets point into, derived from the file
-/// independently of the engine (see `ingest.rs` for the rules): without a
-/// title line (a `# ` heading, or a short line followed by a blank one)
-/// and the optional `Updated: YYYY-MM-DD` line after it, and without
-/// leading blank lines.
-pub fn body_of(file_text: &str) -> String {
-    let mut lines: Vec<&str> = file_text.split_inclusive('\n').collect();
-    let first = lines.first().copied().unwrap_or_default();
-    let titled = first.starts_with("# ")
-        || (first.trim().chars().count() <= 120
-            && lines.get(1).is_some_and(|l| l.trim().is_empty()));
-    if titled {
-        lines.remove(0);
-        let date_at = lines.iter().position(|l| !l.trim().is_empty());
-        if let Some(i) = date_at {
-            if lines[i].trim_start().starts_with("Updated:") {
-                lines.drain(..=i);
-            }
-        }
-    }
-    lines.concat().trim_start_matches(['\n', '\r']).to_string()
-}
-
 /// A line of plain search output: `+S.SS text`. Returns the score.
 pub fn parse_hit_line(line: &str) -> Option<(f32, &str)> {
     let (score, text) = line.split_once(' ')?;
