@@ -299,6 +299,7 @@ fn the_page_searches_shows_provenance_and_movement_writes_and_reports() {
     );
     assert!(total.as_str().unwrap().starts_with("total "), "{total}");
     browser.screenshot(&out.join("playground.png"));
+    browser.screenshot_of("#search-section", &out.join("search.png"));
 
     // The eval report from --eval-dir: table, recommended depth, plot.
     let report: Value = serde_json::from_slice(
@@ -394,6 +395,69 @@ fn the_page_searches_shows_provenance_and_movement_writes_and_reports() {
         WAIT,
     );
 
+    // A JSONL upload (BEIR's `_id`, or `id`), parsed in the page into one
+    // POST /documents; a malformed line is named before anything is sent.
+    let uploads = tempfile::tempdir().unwrap();
+    let jsonl = uploads.path().join("extra.jsonl");
+    std::fs::write(
+        &jsonl,
+        concat!(
+            r#"{"_id": "upload/one", "title": "Uploaded one", "text": "An uploaded page about closing an account.", "metadata": {"source": "upload"}}"#,
+            "\n\n",
+            r#"{"id": "upload/two", "title": "Uploaded two", "text": "Another uploaded page."}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let before = search_seq(&browser);
+    browser.type_into("#doc-file", &jsonl.display().to_string());
+    browser.click("#add-doc");
+    wait_search(&browser, before, "the search after the upload");
+    assert_eq!(error_text(&browser), None);
+    let said = browser.exec(
+        "return document.querySelector('#doc-result').textContent;",
+        json!([]),
+    );
+    assert!(
+        said.as_str().unwrap().starts_with("Committed: 2 written"),
+        "{said}"
+    );
+    assert_eq!(stat(&browser, "documents"), documents + 2);
+    for id in ["upload/one", "upload/two"] {
+        let r = server.call("DELETE", &format!("/documents/{id}"), None, Some(KEY));
+        assert_eq!(
+            r.status, 200,
+            "the upload indexed {id} under its own id: {}",
+            r.text
+        );
+    }
+    let bad = uploads.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"_id\": \"ok\", \"text\": \"fine\"}\n{\"_id\": oops}\n",
+    )
+    .unwrap();
+    browser.type_into("#doc-file", &bad.display().to_string());
+    browser.click("#add-doc");
+    let said = browser.wait_for(
+        "the page to refuse the malformed upload",
+        "const e = document.querySelector('#error'); return !e.hidden && e.textContent;",
+        WAIT,
+    );
+    assert!(
+        said.as_str()
+            .unwrap()
+            .contains("line 2 of the file is not JSON"),
+        "{said}"
+    );
+    assert_eq!(
+        server
+            .call("DELETE", "/documents/ok", None, Some(KEY))
+            .status,
+        404,
+        "nothing of a malformed file is sent"
+    );
+
     // API errors in words: a second delete of the same id, an empty query.
     browser.click("#delete-doc");
     let said = browser.wait_for(
@@ -411,15 +475,16 @@ fn the_page_searches_shows_provenance_and_movement_writes_and_reports() {
     wait_search(&browser, before, "the empty query's answer");
     let said = error_text(&browser).expect("the empty query's error is shown");
     assert!(said.contains("422 invalid_query"), "{said}");
-    let hidden = browser.exec(
-        "return document.querySelector('#results').hidden;",
+    // Not shown, rather than flagged: what counts is what is on the screen.
+    let shown = browser.exec(
+        "const r = document.querySelector('#results'); return [r.hidden, r.getBoundingClientRect().height];",
         json!([]),
     );
-    assert_eq!(hidden, true, "no stale results under the error");
+    assert_eq!(shown, json!([true, 0]), "no stale results under the error");
     browser.screenshot(&out.join("error.png"));
 
     eprintln!(
-        "page test: {:.1} s; screenshots in {}",
+        "page test: {:.1} s; screenshots (playground, search, eval, error) in {}",
         started.elapsed().as_secs_f64(),
         out.display()
     );

@@ -128,7 +128,9 @@ async function loadStats() {
   ];
   const table = $("#stats");
   table.replaceChildren(...rows.map(([k, v]) => el("tr", { dataset: { stat: k } }, el("th", {}, k), el("td", {}, v))));
-  $("#server-line").textContent = `${s.documents} documents, ${s.chunks} chunks · reranker: ${s.reranker || "none"}`;
+  const line = `${s.documents} documents, ${s.chunks} chunks · reranker: ${s.reranker || "none"}`;
+  $("#server-line").textContent = line;
+  $("#server-line").title = line;
   return s;
 }
 

@@ -253,14 +253,25 @@ impl Browser {
     /// The viewport as a PNG file.
     pub fn screenshot(&self, path: &Path) {
         let v = self.cmd("GET", "/screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("base64 PNG"))
-            .expect("valid base64");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        std::fs::write(path, png).unwrap();
+        write_png(&v, path);
     }
+
+    /// One element (scrolled into view) as a PNG file.
+    pub fn screenshot_of(&self, css: &str, path: &Path) {
+        let e = self.find(css);
+        let v = self.cmd("GET", &format!("/element/{}/screenshot", e.0), None);
+        write_png(&v, path);
+    }
+}
+
+fn write_png(v: &Value, path: &Path) {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("base64 PNG"))
+        .expect("valid base64");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, png).unwrap();
 }
 
 impl Drop for Browser {
