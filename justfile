@@ -55,11 +55,10 @@ test-venv:
         eval/.venv-test/bin/pip install --quiet --disable-pip-version-check -r eval/requirements-test.txt
     fi
 
-# Headless Chromium and its WebDriver, for the page's browser test
-# (crates/server/tests/page.rs): Debian's chromium and chromium-driver
-# packages. Skipped when both are there, or when SIFT_CHROMIUM and
-# SIFT_CHROMEDRIVER name them elsewhere; without apt-get it fails and says
-# what to install (the test fails too, it never skips).
+# Skipped when both are there, or when SIFT_CHROMIUM and SIFT_CHROMEDRIVER
+# name them elsewhere; without apt-get it fails and says what to install
+# (the test fails too, it never skips).
+# Install headless Chromium and chromedriver (Debian) for the page's browser test.
 browser-setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -84,9 +83,9 @@ test: fetch-models fetch-llm test-venv browser-setup
     cargo build --bin sift
     eval/.venv-test/bin/python eval/check_metrics.py target/debug/sift
 
-# Serve the demo index (built by `just demo`) over HTTP on loopback, with the
-# page at http://127.0.0.1:PORT/ (it prints the URL) showing the reports of
-# eval/out (`just eval-demo` writes one); see crates/server/README.md.
+# The page shows the reports in eval/out (`just eval-demo` writes one);
+# see crates/server/README.md.
+# Serve the demo index over HTTP on loopback; prints the page's URL (http://127.0.0.1:PORT/).
 serve-demo port="8080":
     test -f target/demo-index/sift-index.json || just demo
     cargo build --release --bin sift

@@ -78,7 +78,13 @@ impl Browser {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", chromedriver.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e}; the page test needs Debian's chromium and chromium-driver \
+                     (`just browser-setup`), or SIFT_CHROMEDRIVER naming a chromedriver",
+                    chromedriver.display()
+                )
+            });
         // "ChromeDriver was started successfully on port 41235."
         let stdout = driver.stdout.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -115,6 +121,9 @@ impl Browser {
             .build();
         let profile = tempfile::tempdir().expect("a temporary profile folder");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+        // Containers often have a small /dev/shm; Chromium's renderer
+        // crashes on it rather than saying so.
+        args.push("--disable-dev-shm-usage".to_string());
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.push(format!("--window-size={width},{height}"));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
