@@ -55,8 +55,27 @@ test-venv:
         eval/.venv-test/bin/pip install --quiet --disable-pip-version-check -r eval/requirements-test.txt
     fi
 
+# Skipped when both are there, or when SIFT_CHROMIUM and SIFT_CHROMEDRIVER
+# name them elsewhere; without apt-get it fails and says what to install
+# (the test fails too, it never skips).
+# Install headless Chromium and chromedriver (Debian) for the page's browser test.
+browser-setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    chromium=${SIFT_CHROMIUM:-/usr/bin/chromium}
+    driver=${SIFT_CHROMEDRIVER:-/usr/bin/chromedriver}
+    if [ -x "$chromium" ] && [ -x "$driver" ]; then echo "browser: $chromium, $driver"; exit 0; fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "no $chromium or $driver, and no apt-get to install them: install Chromium and chromedriver, or set SIFT_CHROMIUM and SIFT_CHROMEDRIVER" >&2
+        exit 1
+    fi
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    echo "browser: $(/usr/bin/chromium --version 2>/dev/null), $(/usr/bin/chromedriver --version)"
+
 # Run every test (what CI runs).
-test: fetch-models fetch-llm test-venv
+test: fetch-models fetch-llm test-venv browser-setup
     cargo test --workspace --all-targets
     cargo test --workspace --doc
     # Parity again on the data-parallel batch path the sift binary uses.
@@ -64,11 +83,13 @@ test: fetch-models fetch-llm test-venv
     cargo build --bin sift
     eval/.venv-test/bin/python eval/check_metrics.py target/debug/sift
 
-# Serve the demo index (built by `just demo`) over HTTP on loopback; see crates/server/README.md.
+# The page shows the reports in eval/out (`just eval-demo` writes one);
+# see crates/server/README.md.
+# Serve the demo index over HTTP on loopback; prints the page's URL (http://127.0.0.1:PORT/).
 serve-demo port="8080":
     test -f target/demo-index/sift-index.json || just demo
     cargo build --release --bin sift
-    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift serve --index target/demo-index --port {{port}}
+    SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/sift serve --index target/demo-index --port {{port}} --eval-dir eval/out
 
 # Load test on loopback: serve a copy of the demo index, drive it with concurrent
 # clients (90% searches, 10% writes checked for visibility); fails on any error.

@@ -5,6 +5,7 @@ use anyhow::Context;
 use sift_engine::Engine;
 use sift_server::ServerOptions;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,11 @@ pub struct ServeArgs {
     /// Seconds before a read request (queueing included) is answered 503.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// A `sift eval --out` folder, or a folder of them (e.g. eval/out), whose
+    /// reports and depth-sweep plots the page at / shows. Nothing outside it
+    /// is served.
+    #[arg(long, env = "SIFT_EVAL_DIR")]
+    eval_dir: Option<PathBuf>,
 }
 
 pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
@@ -51,6 +57,16 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     if let Err(why) = engine.reranker_status() {
         eprintln!("note: /search answers in stage-1 order and /rerank returns 503: {why}");
     }
+    if let Some(dir) = &args.eval_dir {
+        // Not fatal: `sift eval --out` may not have run yet; the page says
+        // so when asked.
+        if !dir.is_dir() {
+            tracing::warn!(
+                "--eval-dir {} is not a folder (yet); the page's eval section will say so",
+                dir.display()
+            );
+        }
+    }
     let defaults = ServerOptions::default();
     let options = ServerOptions {
         api_key: args.api_key.filter(|k| !k.is_empty()),
@@ -58,6 +74,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
         max_batch: args.max_batch,
         inference_threads: args.inference_threads.unwrap_or(defaults.inference_threads),
         request_timeout: Duration::from_secs(args.timeout_secs),
+        eval_dir: args.eval_dir,
         ..defaults
     };
     let auth = if options.api_key.is_some() {
@@ -70,6 +87,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
             "sift serving {} on http://{local} ({auth}); Ctrl-C stops",
             settings.index().display()
         );
+        eprintln!("the page: open http://{local}/ in a browser");
     })?;
     eprintln!("sift server stopped");
     Ok(())

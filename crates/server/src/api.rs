@@ -469,6 +469,88 @@ pub struct HealthResponse {
     pub reranker_unavailable: Option<String>,
 }
 
+// ---------------------------------------------------------------- /stats
+
+/// `GET /stats`: the index, the models, and the defaults a search gets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    pub documents: u64,
+    pub chunks: u64,
+    /// Points in the HNSW graph, including those of deleted chunks (the
+    /// graph is rebuilt without them on a later open).
+    pub vector_points: usize,
+    /// Size of the tantivy index (BM25 and stored chunks) on disk.
+    pub lexical_bytes: u64,
+    pub embedding_dim: usize,
+    pub bi_encoder: String,
+    /// The loaded cross-encoder, or `null`.
+    pub reranker: Option<String>,
+    /// Why no cross-encoder is loaded, or `null`.
+    pub reranker_unavailable: Option<String>,
+    /// What `POST /search` uses for the knobs a request leaves out.
+    pub defaults: SearchDefaults,
+    /// Whether `GET /eval/runs` has a folder to list (`--eval-dir`).
+    pub eval_dir: bool,
+}
+
+/// The server's search defaults (config `search.*`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchDefaults {
+    pub depth: usize,
+    pub k: usize,
+    pub rerank: bool,
+    /// `cross-encoder`, `llm` or `listwise`.
+    pub reranker: String,
+    pub rrf_k: f32,
+    /// `null`: the reranker's own weight (see `SearchRequest.stage1_weight`).
+    pub stage1_weight: Option<f32>,
+}
+
+// ---------------------------------------------------------------- /eval
+
+/// `GET /eval/runs`: the `sift eval --out` folders under the server's
+/// `--eval-dir`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvalRunsResponse {
+    /// The folder, as given to the server.
+    pub dir: String,
+    /// `.` (the folder itself, when it holds a report) first, then its
+    /// sub-folders with a `report.json`, by name.
+    pub runs: Vec<EvalRun>,
+}
+
+/// One evaluation run, summarised from its `report.json`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvalRun {
+    /// What `GET /eval/file` takes as `run`.
+    #[schema(example = "helpcentre")]
+    pub name: String,
+    /// Files of the run that `GET /eval/file` serves.
+    pub files: Vec<String>,
+    pub dataset: Option<String>,
+    pub split: Option<String>,
+    pub queries: Option<u64>,
+    pub depth: Option<u64>,
+    pub k: Option<u64>,
+    pub reranker: Option<String>,
+    /// Where the depth sweep's curve flattens (`sweeps.depth.flattening`),
+    /// when a depth sweep ran.
+    pub recommended_depth: Option<u64>,
+    /// Why `report.json` could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// `GET /eval/file` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EvalFileQuery {
+    /// A run name from `GET /eval/runs`.
+    pub run: String,
+    /// `report.json`, `report.md`, `sweep.json`, `sweep.md`, `sweep.svg` or `sweep.png`.
+    pub file: String,
+}
+
 // ---------------------------------------------------------------- /v1/chat/completions
 
 /// OpenAI's chat-completions request, served by the in-process GGUF model

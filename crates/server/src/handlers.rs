@@ -6,7 +6,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{self, ApiJson};
 use crate::pool::blocking;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -472,6 +473,85 @@ pub(crate) async fn health(State(state): Shared) -> Result<Json<HealthResponse>,
         reranker: reranker.clone().ok(),
         reranker_unavailable: reranker.err(),
     }))
+}
+
+/// The index's size, the models loaded and the search defaults: what the
+/// page shows beside the documents.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    responses((status = 200, description = "Index statistics", body = StatsResponse)),
+    tag = "operations"
+)]
+pub(crate) async fn stats(State(state): Shared) -> Result<Json<StatsResponse>, ApiError> {
+    let engine = state.engine.clone();
+    let stats = blocking(move || engine.stats()).await??;
+    state.metrics.set_index(&stats);
+    let reranker = state.engine.reranker_status();
+    let d = &state.engine.config().search;
+    Ok(Json(StatsResponse {
+        documents: stats.documents,
+        chunks: stats.chunks,
+        vector_points: stats.vector_points,
+        lexical_bytes: stats.lexical_bytes,
+        embedding_dim: stats.embedding_dim,
+        bi_encoder: stats.bi_encoder,
+        reranker: reranker.clone().ok(),
+        reranker_unavailable: reranker.err(),
+        defaults: SearchDefaults {
+            depth: d.depth,
+            k: d.k,
+            rerank: d.rerank,
+            reranker: d.reranker.as_str().to_string(),
+            rrf_k: d.rrf_k,
+            stage1_weight: d.stage1_weight,
+        },
+        eval_dir: state.options.eval_dir.is_some(),
+    }))
+}
+
+/// The `sift eval --out` folders in the server's eval folder (`--eval-dir`).
+#[utoipa::path(
+    get,
+    path = "/eval/runs",
+    responses(
+        (status = 200, description = "The runs, with their headline figures", body = EvalRunsResponse),
+        (status = 404, description = "No eval folder was given (`eval_dir_not_set`) or it cannot be read (`eval_dir_missing`)", body = ErrorBody),
+    ),
+    tag = "eval"
+)]
+pub(crate) async fn eval_runs(State(state): Shared) -> Result<Json<EvalRunsResponse>, ApiError> {
+    let dir = state.options.eval_dir.clone();
+    blocking(move || crate::eval_runs::list(dir.as_deref()))
+        .await?
+        .map(Json)
+}
+
+/// One file of an eval run: its report (JSON or Markdown), its sweep
+/// table, or its depth-sweep plot. Only runs that `GET /eval/runs` lists
+/// and the files `sift eval` writes can be read.
+#[utoipa::path(
+    get,
+    path = "/eval/file",
+    params(EvalFileQuery),
+    responses(
+        (status = 200, description = "The file, with its content type: application/json (report.json, sweep.json), text/markdown (report.md, sweep.md), image/svg+xml (sweep.svg), image/png (sweep.png)"),
+        (status = 404, description = "No such run or file, or no eval folder", body = ErrorBody),
+        (status = 422, description = "A file name that `sift eval` does not write", body = ErrorBody),
+    ),
+    tag = "eval"
+)]
+pub(crate) async fn eval_file(
+    State(state): Shared,
+    query: Result<Query<EvalFileQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    // axum's own rejection is a bare 400; a missing `file` is the same
+    // kind of mistake as an unknown one, so it gets the same 422.
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let dir = state.options.eval_dir.clone();
+    let (content_type, bytes) =
+        blocking(move || crate::eval_runs::read(dir.as_deref(), &q.run, &q.file)).await??;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 /// Prometheus metrics (text exposition format).

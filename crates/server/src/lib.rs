@@ -7,7 +7,10 @@
 //! | `POST /rerank` | the cross-encoder alone, in text-embeddings-inference's or Cohere's shape |
 //! | `POST /v1/embeddings` | the bi-encoder alone, OpenAI-compatible |
 //! | `POST /documents`, `DELETE /documents/{id}` | writes, committed before they are answered |
+//! | `GET /stats` | index size, models, search defaults |
+//! | `GET /eval/runs`, `GET /eval/file` | `sift eval --out` reports from the folder given by `--eval-dir` |
 //! | `GET /health`, `GET /metrics`, `GET /openapi.json` | operations |
+//! | `GET /` | the web page: search playground, documents, eval reports (`crates/server/web/`) |
 //!
 //! Model inference runs on a bounded blocking pool (a semaphore sized to the
 //! cores), so a burst of requests queues instead of oversubscribing the CPU.
@@ -27,10 +30,12 @@
 
 mod api;
 mod error;
+mod eval_runs;
 mod handlers;
 mod json;
 mod metrics;
 mod openapi;
+mod page;
 mod pool;
 mod server;
 mod state;

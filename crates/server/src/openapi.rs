@@ -9,8 +9,8 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "sift",
         description = "Two-stage retrieval over HTTP: BM25 + dense (HNSW) fused by RRF, then a rerank (cross-encoder, LLM pointwise or LLM listwise). \
-                       Every error is `{\"error\": {\"code\", \"message\"}}`. When the server has an API key, \
-                       every route but /health needs `Authorization: Bearer KEY`."
+                       Every error is `{\"error\": {\"code\", \"message\"}}`. The web page at / is a client of this API. When the server has an API key, \
+                       every route but /health and the page's own files needs `Authorization: Bearer KEY`."
     ),
     paths(
         handlers::search,
@@ -19,6 +19,9 @@ use utoipa::{Modify, OpenApi};
         handlers::chat_completions,
         handlers::add_documents,
         handlers::delete_document,
+        handlers::stats,
+        handlers::eval_runs,
+        handlers::eval_file,
         handlers::health,
         handlers::metrics,
         handlers::openapi,
@@ -30,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         EmbeddingsRequest, EmbeddingsResponse, Embedding, Usage,
         ChatRequest, ChatMessage, ChatResponse, ChatChoice, ChatLogprobs, TokenLogprob, TopLogprob, ChatUsage,
         DocumentsRequest, DocumentIn, DocumentsResponse, DeleteResponse, HealthResponse,
+        StatsResponse, SearchDefaults, EvalRunsResponse, EvalRun,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),
@@ -38,7 +42,8 @@ use utoipa::{Modify, OpenApi};
         (name = "retrieval", description = "Two-stage search"),
         (name = "models", description = "The models on their own, in the shapes of TEI, Cohere and OpenAI"),
         (name = "documents", description = "Writes; each is committed before it is answered"),
-        (name = "operations", description = "Health, metrics, this document"),
+        (name = "operations", description = "Health, index statistics, metrics, this document"),
+        (name = "eval", description = "Reports of `sift eval` runs in the folder the server was given (`--eval-dir`), for the page at /"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -1,5 +1,6 @@
 use crate::error::ApiError;
 use crate::handlers;
+use crate::page;
 use crate::state::AppState;
 use crate::{Error, Result};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -11,6 +12,7 @@ use axum::Router;
 use sift_engine::Engine;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -22,7 +24,8 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 /// Limits and knobs of a [`Server`]. The defaults suit a 2-core machine.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// When set, every route but `/health` needs `Authorization: Bearer KEY`.
+    /// When set, every route but `/health` and the page's own files (`/`,
+    /// `/ui/*`) needs `Authorization: Bearer KEY`.
     pub api_key: Option<String>,
     /// Largest request body, in bytes (413 beyond).
     pub max_body_bytes: usize,
@@ -40,6 +43,10 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// On shutdown, how long in-flight requests get to finish.
     pub shutdown_grace: Duration,
+    /// A `sift eval --out` folder, or a folder of them, whose reports the
+    /// page shows (`GET /eval/runs`, `GET /eval/file`); nothing outside it
+    /// is served. `None`: those routes answer 404 `eval_dir_not_set`.
+    pub eval_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +61,7 @@ impl Default for ServerOptions {
             max_queued: 512,
             request_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            eval_dir: None,
         }
     }
 }
@@ -202,6 +210,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/stats", get(handlers::stats))
+        .route("/eval/runs", get(handlers::eval_runs))
+        .route("/eval/file", get(handlers::eval_file))
+        .route("/", get(page::index))
+        .route("/ui/app.js", get(page::script))
+        .route("/ui/style.css", get(page::style))
         .route_layer(from_fn_with_state(state.clone(), timeout));
     // A catch-all, so ids with `/` (file paths) need no percent-encoding.
     let writes = Router::new()
@@ -245,7 +259,10 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
     let Some(key) = &state.options.api_key else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" {
+    // The page's files hold no data (see crate::page); what the page
+    // fetches goes through this check like any other call.
+    let path = req.uri().path();
+    if path == "/health" || (req.method() == Method::GET && page::is_asset(path)) {
         return next.run(req).await;
     }
     let token = req

@@ -498,6 +498,9 @@ fn health_metrics_and_openapi() {
         ("/health", "get"),
         ("/metrics", "get"),
         ("/openapi.json", "get"),
+        ("/stats", "get"),
+        ("/eval/runs", "get"),
+        ("/eval/file", "get"),
     ] {
         assert!(
             paths[path][method].is_object(),
@@ -627,6 +630,248 @@ fn an_api_key_guards_every_route_but_health() {
     s.call("DELETE", "/documents/faq/export.md", None, None)
         .assert_error(401, "unauthorized");
     assert_eq!(s.call("GET", "/health", None, None).status, 200);
+    // The page's own files hold no data: they open without the key (a
+    // browser cannot send one when it opens a page); what they fetch cannot.
+    for path in ["/", "/ui/app.js", "/ui/style.css"] {
+        assert_eq!(s.call("GET", path, None, None).status, 200, "{path}");
+    }
+    for path in ["/stats", "/eval/runs", "/eval/file?run=x&file=report.json"] {
+        s.call("GET", path, None, None)
+            .assert_error(401, "unauthorized");
+    }
+    // Only GET: the exemption is for reading the page, nothing else.
+    s.call("POST", "/", Some("{}"), None)
+        .assert_error(401, "unauthorized");
+}
+
+#[test]
+fn the_page_is_served_from_the_binary_and_fetches_nothing_from_elsewhere() {
+    let s = plain();
+    let r = s.get("/");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.content_type.starts_with("text/html"),
+        "{}",
+        r.content_type
+    );
+    assert!(r.text.contains(r#"<script src="/ui/app.js"></script>"#));
+    assert!(r.text.contains(r#"href="/ui/style.css""#));
+    let js = s.get("/ui/app.js");
+    assert!(
+        js.content_type.starts_with("text/javascript"),
+        "{}",
+        js.content_type
+    );
+    assert!(js.text.contains("\"/search\""));
+    let css = s.get("/ui/style.css");
+    assert!(
+        css.content_type.starts_with("text/css"),
+        "{}",
+        css.content_type
+    );
+    // Same origin only: no URL of another host in any of the three files.
+    for (path, text) in [
+        ("/", &r.text),
+        ("/ui/app.js", &js.text),
+        ("/ui/style.css", &css.text),
+    ] {
+        for scheme in ["http://", "https://", "//cdn", "@import"] {
+            assert!(!text.contains(scheme), "{path} refers to {scheme}…");
+        }
+    }
+    // Other paths under /ui/ are not files of the page.
+    s.get("/ui/other.js").assert_error(404, "not_found");
+}
+
+#[test]
+fn stats_give_the_index_models_and_defaults() {
+    let s = plain();
+    let r = s.get("/stats");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let stats = r.json();
+    let health = s.get("/health").json();
+    assert_eq!(stats["documents"], health["documents"]);
+    assert!(stats["chunks"].as_u64().unwrap() >= stats["documents"].as_u64().unwrap());
+    assert!(stats["vector_points"].as_u64().unwrap() >= stats["chunks"].as_u64().unwrap());
+    assert!(stats["lexical_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(stats["embedding_dim"], 384);
+    assert!(stats["bi_encoder"]
+        .as_str()
+        .unwrap()
+        .contains("all-MiniLM-L6-v2"));
+    assert!(stats["reranker"].is_null());
+    assert!(stats["reranker_unavailable"].is_string());
+    let d = &stats["defaults"];
+    assert_eq!(d["depth"], 50);
+    assert_eq!(d["k"], 5);
+    assert_eq!(d["reranker"], "cross-encoder");
+    assert_eq!(stats["eval_dir"], false);
+    let r = s.get("/eval/runs");
+    let message = r.assert_error(404, "eval_dir_not_set");
+    assert!(message.contains("--eval-dir"), "{message}");
+}
+
+/// An eval folder with a real `sift eval` run (the committed fixture), a
+/// run without a sweep, a broken one, an empty folder, and a symbolic link
+/// to a run outside the folder, next to a file that must never be served.
+fn eval_folder() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let eval = tmp.path().join("eval");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval/helpcentre");
+    let run = eval.join("helpcentre");
+    std::fs::create_dir_all(&run).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), run.join(entry.file_name())).unwrap();
+    }
+    // (The fixture leaves the PNG out; a few bytes that are not UTF-8
+    // check that a binary file comes back as it is.)
+    std::fs::write(run.join("sweep.png"), b"\x89PNG\r\n\x1a\n\x00\xff\xfe").unwrap();
+    std::fs::create_dir_all(eval.join("nosweep")).unwrap();
+    std::fs::write(
+        eval.join("nosweep/report.json"),
+        r#"{"dataset": "tiny", "split": "test", "queries": 3, "depth": 10, "k": 5}"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(eval.join("broken")).unwrap();
+    std::fs::write(eval.join("broken/report.json"), "{not json").unwrap();
+    std::fs::create_dir_all(eval.join("empty")).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("report.json"), r#"{"dataset": "secret"}"#).unwrap();
+    std::fs::write(tmp.path().join("report.json"), r#"{"dataset": "parent"}"#).unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&outside, eval.join("escape")).unwrap();
+        std::os::unix::fs::symlink(outside.join("report.json"), eval.join("nosweep/report.md"))
+            .unwrap();
+    }
+    (tmp, eval)
+}
+
+#[test]
+fn eval_runs_are_listed_and_served_from_the_eval_folder_only() {
+    let (_tmp, eval) = eval_folder();
+    let s = TestServer::start(Setup {
+        eval_dir: Some(eval.clone()),
+        ..Setup::default()
+    });
+    assert_eq!(s.get("/stats").json()["eval_dir"], true);
+    let r = s.get("/eval/runs");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let listing = r.json();
+    let runs = listing["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    // Not `empty` (no report), not `escape` (resolves outside the folder).
+    assert_eq!(names, ["broken", "helpcentre", "nosweep"]);
+    let fixture: Value =
+        serde_json::from_slice(&std::fs::read(eval.join("helpcentre/report.json")).unwrap())
+            .unwrap();
+    let run = &runs[1];
+    assert_eq!(run["dataset"], fixture["dataset"]);
+    assert_eq!(run["queries"], fixture["queries"]);
+    assert_eq!(run["depth"], fixture["depth"]);
+    assert_eq!(
+        run["recommended_depth"],
+        fixture["sweeps"]["depth"]["flattening"]["depth"]
+    );
+    assert!(run["recommended_depth"].as_u64().is_some());
+    let files: Vec<&str> = run["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in ["report.json", "report.md", "sweep.svg", "sweep.png"] {
+        assert!(files.contains(&f), "{files:?}");
+    }
+    assert!(runs[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("report.json cannot be read"));
+    assert!(runs[0]["dataset"].is_null());
+    assert!(runs[2]["recommended_depth"].is_null());
+
+    // The files, with their types and bytes.
+    let r = s.get("/eval/file?run=helpcentre&file=report.json");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.content_type.starts_with("application/json"));
+    assert_eq!(r.json(), fixture);
+    let r = s.get("/eval/file?run=helpcentre&file=sweep.svg");
+    assert_eq!(r.content_type, "image/svg+xml");
+    assert!(
+        r.text.contains("<svg"),
+        "{}",
+        &r.text[..100.min(r.text.len())]
+    );
+    let png = ureq::get(&format!(
+        "{}/eval/file?run=helpcentre&file=sweep.png",
+        s.base
+    ))
+    .call()
+    .unwrap();
+    assert_eq!(png.header("content-type"), Some("image/png"));
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut png.into_reader(), &mut bytes).unwrap();
+    assert_eq!(
+        bytes,
+        std::fs::read(eval.join("helpcentre/sweep.png")).unwrap()
+    );
+    s.get("/eval/file?run=nosweep&file=sweep.svg")
+        .assert_error(404, "eval_file_not_found");
+
+    // Nothing outside the folder: not by `..`, absolute paths, encoded
+    // separators, nested names, nor symbolic links out of it.
+    for run in [
+        "..",
+        "../eval/helpcentre",
+        "/",
+        "/etc",
+        "%2E%2E",
+        "..%2Foutside",
+        "helpcentre%2F..",
+        "helpcentre/..",
+        "./helpcentre",
+        "escape",
+        "empty",
+        "",
+    ] {
+        let r = s.get(&format!("/eval/file?run={run}&file=report.json"));
+        r.assert_error(404, "eval_run_not_found");
+        assert!(
+            !r.text.contains("secret") && !r.text.contains("parent"),
+            "{run}: {}",
+            r.text
+        );
+    }
+    for file in [
+        "../report.json",
+        "..%2F..%2Freport.json",
+        "%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "report.json/..",
+        "hybrid.trec",
+        "REPORT.JSON",
+        "",
+    ] {
+        let r = s.get(&format!("/eval/file?run=helpcentre&file={file}"));
+        let message = r.assert_error(422, "invalid_request");
+        assert!(message.contains("file must be one of"), "{file}: {message}");
+    }
+    // A file inside a listed run that links out of the folder.
+    let r = s.get("/eval/file?run=nosweep&file=report.md");
+    r.assert_error(404, "eval_file_not_found");
+    assert!(!r.text.contains("secret"));
+    // Missing or extra parameters are errors in words too.
+    let message = s
+        .get("/eval/file?run=helpcentre")
+        .assert_error(422, "invalid_request");
+    assert!(message.contains("file"), "{message}");
+    let message = s
+        .get("/eval/file?run=helpcentre&file=report.json&path=/etc")
+        .assert_error(422, "invalid_request");
+    assert!(message.contains("path"), "{message}");
 }
 
 #[test]

@@ -130,6 +130,10 @@ pub struct Setup {
     pub api_key: Option<&'static str>,
     pub max_body_bytes: Option<usize>,
     pub max_batch: Option<usize>,
+    /// What to index instead of [`corpus`].
+    pub documents: Option<Vec<Document>>,
+    /// `--eval-dir`.
+    pub eval_dir: Option<PathBuf>,
 }
 
 impl TestServer {
@@ -153,7 +157,8 @@ impl TestServer {
             .create_if_missing(true)
             .open()
             .unwrap();
-        engine.index(&corpus(), |_| {}).unwrap();
+        let documents = setup.documents.unwrap_or_else(corpus);
+        engine.index(&documents, |_| {}).unwrap();
         let engine = Arc::new(engine);
         dirs.push(index_dir);
 
@@ -170,6 +175,7 @@ impl TestServer {
         if let Some(b) = setup.max_batch {
             options.max_batch = b;
         }
+        options.eval_dir = setup.eval_dir;
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let served = engine.clone();
@@ -200,6 +206,11 @@ impl TestServer {
             thread: Some(thread),
             _dirs: dirs,
         }
+    }
+
+    /// Any request with a bearer token.
+    pub fn get_with(&self, path: &str, token: &str) -> Reply {
+        self.call("GET", path, None, Some(token))
     }
 
     /// Signal shutdown and wait until the server has stopped.
