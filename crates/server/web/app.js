@@ -206,8 +206,8 @@ async function runSearch(requests) {
   }
 }
 
-/** The hit's stage-1 rank: from the server when it says (`scores.stage1_rank`),
- * else its place in the stage-1 list, by chunk id. */
+/** The hit's stage-1 rank: the server's `scores.stage1_rank` (its place in
+ * the fused list), else its place in the stage-1 column, by chunk id. */
 function stage1RankOf(hit, stage1Ranks) {
   if (hit.scores && Number.isInteger(hit.scores.stage1_rank)) return hit.scores.stage1_rank;
   return stage1Ranks.get(hit.chunk_id);
@@ -222,9 +222,9 @@ function movement(from, to) {
   return { text: "=", cls: "same", title: `rank ${to} in both` };
 }
 
+/** The headings the hit's chunk sits under, "A › B", or null. */
 function headingPath(hit) {
-  const section = hit.section ?? (hit.chunk && hit.chunk.section);
-  return Array.isArray(section) && section.length ? section.join(" › ") : null;
+  return Array.isArray(hit.section) && hit.section.length ? hit.section.join(" › ") : null;
 }
 
 function provenance(s) {
