@@ -19,7 +19,7 @@
 use sift_bert::{BiEncoder, ModelFiles};
 use sift_core::{ChunkingConfig, Document};
 use sift_engine::Chunker;
-use sift_eval::{evaluate, read_corpus, Dataset, Metric, MissingQueries, Run};
+use sift_metrics::{evaluate, read_corpus, Dataset, Metric, MissingQueries, Run};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tantivy::tokenizer::{

@@ -6,7 +6,7 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] sift_engine::Error),
     #[error(transparent)]
-    Eval(#[from] sift_eval::Error),
+    Metrics(#[from] sift_metrics::Error),
     #[error("cannot access {path}: {source}")]
     Io {
         path: PathBuf,

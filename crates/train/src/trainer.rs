@@ -14,7 +14,7 @@ use serde::Serialize;
 use sift_bench::progress_bar;
 use sift_bert::{BertBody, ModelFiles, ModelRole, Precision};
 use sift_core::{Config, ModelSource};
-use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
+use sift_metrics::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -325,7 +325,7 @@ fn spawn_probe(args: &Args, dir: &Path, with_reranker: bool) -> Result<Probe> {
 /// Child: open the index as `sift serve` does (no reranker: stage 1 only),
 /// time the queries.
 fn probe(args: &Args, dir: &Path) -> Result<Probe> {
-    let dataset = sift_eval::Dataset::open(&args.dataset, &args.split)?;
+    let dataset = sift_metrics::Dataset::open(&args.dataset, &args.split)?;
     let queries: Vec<&str> = dataset
         .queries
         .iter()

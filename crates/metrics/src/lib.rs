@@ -1,4 +1,5 @@
-//! Evaluation of retrieval runs for sift.
+//! Retrieval metrics for sift: the BEIR/TREC file formats and
+//! trec_eval-compatible metrics.
 //!
 //! * [`beir`]: readers for BEIR datasets (corpus, queries, qrels in BEIR TSV
 //!   or TREC format) and [`Dataset`];
