@@ -8,7 +8,7 @@ pub enum Error {
     #[error(transparent)]
     Metrics(#[from] sift_metrics::Error),
     #[error(transparent)]
-    Bench(#[from] sift_bench::Error),
+    Eval(#[from] sift_eval::Error),
     #[error(transparent)]
     Bert(#[from] sift_bert::Error),
     #[error("model computation failed: {0}")]

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! SIFT_BI_ENCODER_PATH=data/models/all-MiniLM-L6-v2 \
-//!   cargo run --release -p sift-bench --example bm25_ablation -- ../shared/datasets/scifact test
+//!   cargo run --release -p sift-eval --example bm25_ablation -- ../shared/datasets/scifact test
 //! ```
 
 use sift_bert::{BiEncoder, ModelFiles};

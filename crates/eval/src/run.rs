@@ -139,12 +139,12 @@ impl EvalOptions {
 /// One evaluation: a dataset split, its index, and the options.
 ///
 /// ```no_run
-/// use sift_bench::{EvalOptions, EvalRun};
+/// use sift_eval::{EvalOptions, EvalRun};
 /// let mut options = EvalOptions::new("../shared/datasets/scifact", "indexes/scifact", "eval/out/scifact");
 /// options.sweep_depth = vec![10, 20, 30, 50, 75, 100];
 /// let report = EvalRun::open(options)?.run()?;
 /// print!("{}", report.to_table());
-/// # Ok::<(), sift_bench::Error>(())
+/// # Ok::<(), sift_eval::Error>(())
 /// ```
 pub struct EvalRun {
     options: EvalOptions,
