@@ -153,7 +153,7 @@ bench-peers-setup:
 # target/bench/speed.json. Extra flags go to sift-speed (--help), e.g.
 # `just bench --runs 5 --cross-encoder data/rerankers/X`.
 bench *args: fetch-models
-    cargo build --release -p sift-eval --bin sift-speed
+    cargo build --release -p sift-bench --bin sift-speed
     ./target/release/sift-speed --dataset {{scifact}} {{args}}
 
 # Growth from 5 K to 200 K chunks: the chunks of indexes/scifact (built by
@@ -166,7 +166,7 @@ bench *args: fetch-models
 # (--help), e.g. `just bench-growth --sizes 5000,20000`.
 bench-growth *args: fetch-models
     test -f indexes/scifact/sift-index.json || { echo "no indexes/scifact: run just eval-scifact first" >&2; exit 1; }
-    cargo build --release -p sift-eval --bin sift-growth
+    cargo build --release -p sift-bench --bin sift-growth
     ./target/release/sift-growth --index indexes/scifact --dataset {{scifact}} --cross-encoder data/rerankers/sift-minilm-l6-scifact {{args}}
 
 # Resident memory of `sift serve` on indexes/scifact (stage-1 searches of

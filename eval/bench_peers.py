@@ -1,6 +1,6 @@
 """Peers for `sift-speed` (`just bench`): PyTorch and ONNX Runtime on the same inputs.
 
-The Rust benchmark (crates/eval/src/bin/sift-speed.rs) writes the inputs it
+The Rust benchmark (crates/bench/src/bin/sift-speed.rs) writes the inputs it
 times the engine on (passages to embed, one query with its candidate
 passages to rerank, the model folders) to a JSON file and starts this script
 as a child process. The script loads every peer once, then answers commands

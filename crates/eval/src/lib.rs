@@ -1,4 +1,5 @@
-//! Measure a sift index on relevance-judged queries.
+//! The `sift eval` harness: measure a sift index on relevance-judged
+//! queries.
 //!
 //! [`EvalRun`] indexes a BEIR dataset's corpus (or reuses its index), runs
 //! every query through stage 1 once, and derives each stage from that run:
@@ -15,7 +16,6 @@
 
 mod doclevel;
 mod error;
-pub mod growth;
 mod latency;
 mod plot;
 mod report;
@@ -36,23 +36,3 @@ pub use sweep::{
     flattening_depth, DepthPoint, DepthSweep, Flattening, RetrieverDepthPoint, RrfPoint, Sweeps,
     FLATTENING_TOLERANCE,
 };
-
-/// Set a benchmark binary up as the `sift` binary runs: candle kernels and
-/// rayon single-threaded unless the environment says otherwise (batches
-/// run on parallel workers, see sift_bert's `map_batches`, and HNSW inserts
-/// as `sift index` runs them), and logs to stderr filtered by `SIFT_LOG`
-/// (default `warn`).
-pub fn run_as_sift_does() {
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
-            std::env::set_var(var, "1");
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIFT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-}

@@ -23,9 +23,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+use sift_bench::growth::{dir_bytes, replica, Memory};
 use sift_core::{Chunk, ChunkId, Config, ModelSource, Precision, SearchOptions, Stage};
 use sift_engine::Engine;
-use sift_eval::growth::{dir_bytes, replica, Memory};
 use sift_eval::{progress_bar, Latency};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -128,7 +128,7 @@ struct SizeReport {
 }
 
 fn main() -> Result<()> {
-    sift_eval::run_as_sift_does();
+    sift_bench::run_as_sift_does();
     let args = Args::parse();
     if let Some(dir) = &args.probe {
         let probe = probe(&args, dir)?;

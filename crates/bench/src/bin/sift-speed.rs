@@ -89,7 +89,7 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    sift_eval::run_as_sift_does();
+    sift_bench::run_as_sift_does();
     let mut args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     if args.peak_gflops.is_none() {
