@@ -1,26 +1,14 @@
 use std::path::PathBuf;
 
-/// Errors of an evaluation run.
+/// Errors of the benchmarks' library pieces.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Engine(#[from] sift_engine::Error),
-    #[error(transparent)]
-    Eval(#[from] sift_eval::Error),
     #[error("cannot access {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the dataset {0} has no corpus.jsonl: name the corpus (a .jsonl file or a folder of .txt/.md files) with --corpus")]
-    NoCorpus(PathBuf),
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
-    #[error("the index at {path} is not the corpus' index: {message}; rebuild it with --reindex")]
-    WrongIndex { path: PathBuf, message: String },
-    #[error("cannot draw {path}: {message}")]
-    Plot { path: PathBuf, message: String },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -1,10 +1,10 @@
 //! `sift eval`: measure every stage on a relevance-judged dataset, and
 //! optionally sweep depth, the RRF constant and the per-retriever depth
-//! (see `sift_bench`).
+//! (see `sift_eval`).
 
 use crate::settings::Settings;
 use anyhow::Context;
-use sift_bench::{EvalOptions, EvalRun};
+use sift_eval::{EvalOptions, EvalRun};
 use std::path::{Path, PathBuf};
 
 /// Evaluate BM25, dense, hybrid and hybrid + rerank on a BEIR dataset:

@@ -195,7 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckHnsw { queries, sample, k } => {
             let engine = open(&settings, false)?;
             let texts: Vec<String> = match &queries {
-                Some(path) => sift_eval::read_queries(path)?
+                Some(path) => sift_metrics::read_queries(path)?
                     .into_iter()
                     .map(|q| q.text)
                     .collect(),

@@ -1,8 +1,8 @@
 //! `sift score`: evaluate a TREC run file against qrels with
-//! trec_eval-compatible metrics (see `sift_eval::metrics`).
+//! trec_eval-compatible metrics (see `sift_metrics::metrics`).
 
 use anyhow::Context;
-use sift_eval::{parse_metrics, score_command, MissingQueries, OutputFormat, ScoreOptions};
+use sift_metrics::{parse_metrics, score_command, MissingQueries, OutputFormat, ScoreOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ pub struct ScoreArgs {
     pub run: PathBuf,
     /// Comma-separated metrics: ndcg@K, recall@K, p@K, mrr@K, map, map@K,
     /// ndcg, mrr (trec_eval names such as ndcg_cut_10 are accepted too).
-    #[arg(long, default_value = sift_eval::DEFAULT_METRICS)]
+    #[arg(long, default_value = sift_metrics::DEFAULT_METRICS)]
     pub metrics: String,
     /// Also report every query's values.
     #[arg(long)]

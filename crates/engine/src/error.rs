@@ -14,7 +14,7 @@ pub enum Error {
     #[error(transparent)]
     Rerank(#[from] sift_rerank::Error),
     #[error(transparent)]
-    Corpus(#[from] sift_eval::Error),
+    Corpus(#[from] sift_metrics::Error),
     #[error("the {kind} reranker is unavailable: {why}")]
     RerankerUnavailable {
         kind: sift_core::RerankerKind,

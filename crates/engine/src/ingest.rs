@@ -53,7 +53,7 @@ impl Source {
                 .is_some_and(|e| e == "jsonl" || e == "json")
         {
             let documents =
-                sift_eval::corpus_iter(path.to_path_buf())?.map(|d| d.map_err(Error::from));
+                sift_metrics::corpus_iter(path.to_path_buf())?.map(|d| d.map_err(Error::from));
             return Ok(Source {
                 documents: Box::new(documents),
                 skipped,

@@ -1,29 +1,26 @@
 use std::path::PathBuf;
 
-/// Errors of the evaluation crate: reading and writing BEIR / TREC files,
-/// and parsing metric names.
+/// Errors of an evaluation run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Engine(#[from] sift_engine::Error),
+    #[error(transparent)]
+    Metrics(#[from] sift_metrics::Error),
     #[error("cannot access {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// A line of an input file could not be parsed; `line` counts from 1.
-    #[error("{path}:{line}: {message}")]
-    Malformed {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("missing file: {0}")]
-    MissingFile(PathBuf),
-    #[error("invalid metric {name:?}: {message}")]
-    InvalidMetric { name: String, message: String },
-    /// A run cannot be written in TREC format (e.g. an id with whitespace).
-    #[error("invalid run: {0}")]
-    InvalidRun(String),
+    #[error("the dataset {0} has no corpus.jsonl: name the corpus (a .jsonl file or a folder of .txt/.md files) with --corpus")]
+    NoCorpus(PathBuf),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    #[error("the index at {path} is not the corpus' index: {message}; rebuild it with --reindex")]
+    WrongIndex { path: PathBuf, message: String },
+    #[error("cannot draw {path}: {message}")]
+    Plot { path: PathBuf, message: String },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -34,18 +31,6 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
-        }
-    }
-
-    pub(crate) fn malformed(
-        path: impl Into<PathBuf>,
-        line: usize,
-        message: impl Into<String>,
-    ) -> Self {
-        Error::Malformed {
-            path: path.into(),
-            line,
-            message: message.into(),
         }
     }
 }

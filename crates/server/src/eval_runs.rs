@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The files `sift eval` writes into its `--out` folder that the page
-/// shows (crates/bench/src/report.rs), with their content types. Run files
+/// shows (crates/eval/src/report.rs), with their content types. Run files
 /// (TREC) are not served: they are large and the page has no use for them.
 pub(crate) const EVAL_FILES: [(&str, &str); 6] = [
     ("report.json", "application/json"),

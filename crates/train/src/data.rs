@@ -5,7 +5,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use sift_core::{Chunk, SearchOptions};
 use sift_engine::Engine;
-use sift_eval::{Qrels, Query};
+use sift_metrics::{Qrels, Query};
 use std::collections::{BTreeMap, HashSet};
 use unicode_segmentation::UnicodeSegmentation;
 

@@ -6,9 +6,9 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] sift_engine::Error),
     #[error(transparent)]
-    Eval(#[from] sift_eval::Error),
+    Metrics(#[from] sift_metrics::Error),
     #[error(transparent)]
-    Bench(#[from] sift_bench::Error),
+    Eval(#[from] sift_eval::Error),
     #[error(transparent)]
     Bert(#[from] sift_bert::Error),
     #[error("model computation failed: {0}")]

@@ -11,10 +11,10 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use serde::Serialize;
-use sift_bench::progress_bar;
 use sift_bert::{BertBody, ModelFiles, ModelRole, Precision};
 use sift_core::{Config, ModelSource};
-use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
+use sift_eval::progress_bar;
+use sift_metrics::{evaluate, Dataset, Metric, MissingQueries, Qrels, Run};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -251,7 +251,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     // Stage 1 over the corpus: the index is built (or completed) here.
     let phase = Instant::now();
     let mut eval_options =
-        sift_bench::EvalOptions::new(&options.dataset, &options.index, &options.out);
+        sift_eval::EvalOptions::new(&options.dataset, &options.index, &options.out);
     eval_options.split = options.split.clone();
     eval_options.corpus = options.corpus.clone();
     eval_options.config = options.config.clone();
@@ -260,7 +260,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     eval_options.progress = options.progress;
     eval_options.depth = 1;
     eval_options.k = 1;
-    let run = sift_bench::EvalRun::open(eval_options)?;
+    let run = sift_eval::EvalRun::open(eval_options)?;
     let engine = run.engine();
     let qrels = Dataset::open(&options.dataset, &options.split)?.qrels;
     let mut queries = run.queries().to_vec();

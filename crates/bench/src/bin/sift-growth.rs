@@ -24,9 +24,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use sift_bench::growth::{dir_bytes, replica, Memory};
-use sift_bench::{progress_bar, Latency};
 use sift_core::{Chunk, ChunkId, Config, ModelSource, Precision, SearchOptions, Stage};
 use sift_engine::Engine;
+use sift_eval::{progress_bar, Latency};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -325,7 +325,7 @@ fn spawn_probe(args: &Args, dir: &Path, with_reranker: bool) -> Result<Probe> {
 /// Child: open the index as `sift serve` does (no reranker: stage 1 only),
 /// time the queries.
 fn probe(args: &Args, dir: &Path) -> Result<Probe> {
-    let dataset = sift_eval::Dataset::open(&args.dataset, &args.split)?;
+    let dataset = sift_metrics::Dataset::open(&args.dataset, &args.split)?;
     let queries: Vec<&str> = dataset
         .queries
         .iter()

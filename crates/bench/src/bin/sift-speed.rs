@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, Precision};
 use sift_core::{Chunk, ChunkingConfig};
 use sift_engine::Chunker;
-use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Run};
+use sift_metrics::{evaluate, Dataset, Metric, MissingQueries, Run};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -119,7 +119,7 @@ fn main() -> Result<()> {
     let reference_bi = BiEncoder::load(&bi_files, 256, args.batch_size)?;
     let chunker = Chunker::new(reference_bi.tokenizer(), &ChunkingConfig::default());
     let mut chunks: Vec<Chunk> = Vec::new();
-    for doc in sift_eval::corpus_iter(corpus)? {
+    for doc in sift_metrics::corpus_iter(corpus)? {
         chunks.extend(chunker.chunk(&doc?)?);
     }
     let queries: Vec<_> = dataset

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 /// once, at the rank of its best chunk. At most `limit` documents are kept.
 ///
 /// ```
-/// use sift_bench::collapse_to_documents;
+/// use sift_eval::collapse_to_documents;
 /// let chunks = ["a", "b", "a", "c", "b", "d"];
 /// assert_eq!(collapse_to_documents(chunks, 3), ["a", "b", "c"]);
 /// ```
@@ -44,7 +44,7 @@ pub fn collapse_to_documents<'a>(
 /// n-th document.
 ///
 /// ```
-/// use sift_bench::prefix_holding;
+/// use sift_eval::prefix_holding;
 /// let chunks = ["a", "a", "b", "a", "c", "d"];
 /// assert_eq!(prefix_holding(chunks, 2), 3);
 /// assert_eq!(prefix_holding(chunks, 3), 5);

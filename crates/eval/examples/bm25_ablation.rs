@@ -13,13 +13,13 @@
 //!
 //! ```text
 //! SIFT_BI_ENCODER_PATH=data/models/all-MiniLM-L6-v2 \
-//!   cargo run --release -p sift-bench --example bm25_ablation -- ../shared/datasets/scifact test
+//!   cargo run --release -p sift-eval --example bm25_ablation -- ../shared/datasets/scifact test
 //! ```
 
 use sift_bert::{BiEncoder, ModelFiles};
 use sift_core::{ChunkingConfig, Document};
 use sift_engine::Chunker;
-use sift_eval::{evaluate, read_corpus, Dataset, Metric, MissingQueries, Run};
+use sift_metrics::{evaluate, read_corpus, Dataset, Metric, MissingQueries, Run};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tantivy::tokenizer::{

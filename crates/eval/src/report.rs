@@ -5,7 +5,7 @@ use crate::latency::Latency;
 use crate::sweep::Sweeps;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use sift_eval::{Qrels, Run, RELEVANCE_LEVEL};
+use sift_metrics::{Qrels, Run, RELEVANCE_LEVEL};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -442,7 +442,7 @@ impl Report {
         let _ = writeln!(out, "- {LATENCY_NOTE}");
         let _ = writeln!(
             out,
-            "- Metrics are trec_eval's (sift_eval), every judged query counted (a query with nothing retrieved scores 0). Run files list each stage's documents with score `n - rank + 1`, so any TREC tool ranks them as the engine did."
+            "- Metrics are trec_eval's (sift_metrics), every judged query counted (a query with nothing retrieved scores 0). Run files list each stage's documents with score `n - rank + 1`, so any TREC tool ranks them as the engine did."
         );
         let _ = writeln!(
             out,

@@ -17,8 +17,8 @@ use sift_core::{
     MAX_DEPTH,
 };
 use sift_engine::{ingest::Source, Engine};
-use sift_eval::{evaluate, Dataset, Metric, MissingQueries, Qrels, Query, Run};
 use sift_fusion::{reciprocal_rank_fusion, Fused};
+use sift_metrics::{evaluate, Dataset, Metric, MissingQueries, Qrels, Query, Run};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,12 +139,12 @@ impl EvalOptions {
 /// One evaluation: a dataset split, its index, and the options.
 ///
 /// ```no_run
-/// use sift_bench::{EvalOptions, EvalRun};
+/// use sift_eval::{EvalOptions, EvalRun};
 /// let mut options = EvalOptions::new("../shared/datasets/scifact", "indexes/scifact", "eval/out/scifact");
 /// options.sweep_depth = vec![10, 20, 30, 50, 75, 100];
 /// let report = EvalRun::open(options)?.run()?;
 /// print!("{}", report.to_table());
-/// # Ok::<(), sift_bench::Error>(())
+/// # Ok::<(), sift_eval::Error>(())
 /// ```
 pub struct EvalRun {
     options: EvalOptions,
@@ -504,7 +504,7 @@ impl EvalRun {
             };
             let file = format!("{name}.trec");
             let path = o.out.join(&file);
-            sift_eval::write_run(&path, &run.run, &format!("sift-{name}"))?;
+            sift_metrics::write_run(&path, &run.run, &format!("sift-{name}"))?;
             files.push(file.clone());
             let eval = evaluate(&self.qrels, &run.run, &metrics, MissingQueries::Zero);
             stages.push(StageReport {
@@ -971,7 +971,7 @@ mod tests {
         // Ids chosen so that a tie-break by id descending would reverse them.
         b.push("q", vec!["a".into(), "b".into(), "c".into()]);
         let mut docs = b.run["q"].clone();
-        sift_eval::trec_order(&mut docs);
+        sift_metrics::trec_order(&mut docs);
         let ids: Vec<&str> = docs.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
     }

@@ -5,9 +5,9 @@
 //! its figures mean nothing.
 
 use candle_core::{safetensors, Device, Tensor};
-use sift_bench::{EvalOptions, EvalRun, Report, STAGE_RERANK};
 use sift_core::{Config, ModelSource};
-use sift_eval::{evaluate, read_qrels, read_run, Metric, MissingQueries};
+use sift_eval::{EvalOptions, EvalRun, Report, STAGE_RERANK};
+use sift_metrics::{evaluate, read_qrels, read_run, Metric, MissingQueries};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,7 @@ pub const FLATTENING_TOLERANCE: f64 = 0.005;
 /// (depth, value) pairs in any order; `None` when there are none.
 ///
 /// ```
-/// use sift_bench::flattening_depth;
+/// use sift_eval::flattening_depth;
 /// let recall = [(10, 0.70), (20, 0.78), (30, 0.801), (50, 0.804), (100, 0.803)];
 /// assert_eq!(flattening_depth(&recall, 0.005), Some(30));
 /// ```
