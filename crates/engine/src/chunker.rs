@@ -16,9 +16,9 @@ use tokenizers::Tokenizer;
 /// is embedded and indexed with it. A section longer than `max_tokens` is
 /// cut into windows that share `overlap_tokens` with the previous one and
 /// start, where one is near, on a paragraph (after a blank line), else on
-/// a line (a list item), else on a sentence. Chunk boundaries fall on word edges and every chunk
-/// records its character offsets in the document text, so a hit can be
-/// cited exactly. Text without headings or blank lines (a BEIR abstract) is
+/// a line (a list item), else on a sentence. Chunk boundaries fall on word
+/// edges and every chunk records its character offsets in the document
+/// text, so a hit can be cited exactly. Text without headings or blank lines (a BEIR abstract) is
 /// one section, cut as it always was.
 pub struct Chunker<'a> {
     tokenizer: &'a Tokenizer,
@@ -28,7 +28,7 @@ pub struct Chunker<'a> {
 }
 
 /// A run of a document's text under one heading path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct Section {
     path: Vec<String>,
     /// Characters of the document text, the heading line excluded.
@@ -145,7 +145,7 @@ impl Windows<'_> {
 
     /// Cut the tokens `run` into windows of at most `max_tokens`, each
     /// starting `stride` tokens after the previous one's start, moved to a
-    /// paragraph or sentence start within `overlap` tokens either way.
+    /// paragraph, line or sentence start within `overlap` tokens either way.
     fn split(
         &self,
         run: Range<usize>,
@@ -208,32 +208,13 @@ impl Windows<'_> {
 fn sections(text: &str, title: &str) -> Vec<Section> {
     let mut sections = Vec::new();
     let mut path: Vec<(usize, String)> = Vec::new();
-    let mut start = 0;
-    let mut at = 0;
+    let skipped = crate::ingest::front_matter(text, title).len;
+    let mut at = text[..skipped].chars().count();
+    let mut start = at;
     let mut fence: Option<&str> = None;
-    let mut front_matter = true;
-    let mut seen_title = false;
-    for line in text.split_inclusive('\n') {
-        let chars = line.chars().count();
-        let line_end = at + chars;
+    for line in text[skipped..].split_inclusive('\n') {
+        let line_end = at + line.chars().count();
         let trimmed = line.trim();
-        if front_matter {
-            let is_title = !seen_title
-                && !title.trim().is_empty()
-                && trimmed.trim_start_matches('#').trim() == title.trim();
-            let is_date = seen_title
-                && trimmed
-                    .strip_prefix("Updated:")
-                    .is_some_and(|d| crate::ingest::is_iso_date(d.trim()));
-            if is_title || is_date || trimmed.is_empty() {
-                seen_title |= is_title;
-                at = line_end;
-                start = at;
-                front_matter = !is_date;
-                continue;
-            }
-            front_matter = false;
-        }
         if let Some(marker) = fence {
             if trimmed.starts_with(marker) {
                 fence = None;

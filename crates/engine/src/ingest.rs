@@ -152,24 +152,48 @@ pub(crate) fn parse_text(text: &str) -> Document {
         String::new()
     };
     let mut doc = Document::default();
-    if !title.is_empty() {
-        let date = text
-            .lines()
-            .skip(1)
-            .find(|l| !l.trim().is_empty())
-            .and_then(|l| l.trim().strip_prefix("Updated:"))
-            .map(str::trim)
-            .filter(|d| is_iso_date(d));
-        if let Some(date) = date {
-            doc.metadata.insert("date".into(), date.into());
-        }
+    if let Some(date) = front_matter(text, &title).date {
+        doc.metadata.insert("date".into(), date.into());
     }
     doc.text = text.to_string();
     doc.title = title;
     doc
 }
 
-pub(crate) fn is_iso_date(s: &str) -> bool {
+/// A document's front matter: a first line repeating its title (`# Title`
+/// or `Title`), then an `Updated: YYYY-MM-DD` line under it, blank lines
+/// around them included. It is metadata, not text: [`parse_text`] takes the
+/// date from it and the chunker starts after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrontMatter<'a> {
+    /// Bytes of the text it takes.
+    pub len: usize,
+    pub date: Option<&'a str>,
+}
+
+pub(crate) fn front_matter<'a>(text: &'a str, title: &str) -> FrontMatter<'a> {
+    let title = title.trim();
+    let mut front = FrontMatter { len: 0, date: None };
+    let mut seen_title = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let is_title =
+            !seen_title && !title.is_empty() && trimmed.trim_start_matches('#').trim() == title;
+        let date = (seen_title && front.date.is_none())
+            .then(|| trimmed.strip_prefix("Updated:").map(str::trim))
+            .flatten()
+            .filter(|d| is_iso_date(d));
+        if !(trimmed.is_empty() || is_title || date.is_some()) {
+            break;
+        }
+        seen_title |= is_title;
+        front.date = front.date.or(date);
+        front.len += line.len();
+    }
+    front
+}
+
+fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
         && b[4] == b'-'
