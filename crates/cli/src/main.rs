@@ -10,6 +10,7 @@ mod train;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use settings::Settings;
+use sift_core::rescore::{Rescore, Rule};
 use sift_core::{Config, Document, SearchOptions};
 use sift_engine::{ingest::Source, Engine};
 use std::path::PathBuf;
@@ -84,10 +85,30 @@ struct SearchArgs {
     /// (RankGPT windows) [default: config search.reranker].
     #[arg(long, value_name = "KIND")]
     reranker: Option<sift_core::RerankerKind>,
-    /// An instruction for the llm/listwise rerankers, e.g. "prefer recent
-    /// documents" [default: config search.instruction].
+    /// An instruction, e.g. "prefer recent documents": read as text by the
+    /// llm/listwise rerankers; for the cross-encoder (or --no-rerank)
+    /// mapped to rescoring rules (recent/newer, older, official, source X),
+    /// saying what it did not understand [default: config search.instruction].
     #[arg(long)]
     instruction: Option<String>,
+    /// Prefer newer documents by their `date` metadata: exponential decay
+    /// from now with this half-life (90d, 12w, 6mo, 1y), at weight 0.5.
+    #[arg(long, value_name = "SCALE")]
+    prefer_recent: Option<String>,
+    /// Multiply the score of hits whose metadata matches:
+    /// FIELD=VALUE[|VALUE…]:FACTOR, e.g. 'source=official:1.5' (a trailing
+    /// * matches a prefix). Repeatable.
+    #[arg(long, value_name = "RULE")]
+    boost: Vec<String>,
+    /// Rescoring rules from a JSON or TOML file (the `search.rescore` table:
+    /// rules, basis, combine), in place of the configured ones; --prefer-recent
+    /// and --boost add to them.
+    #[arg(long, value_name = "FILE")]
+    rescore: Option<PathBuf>,
+    /// Keep only hits whose metadata has KEY equal to VALUE (a JSON value,
+    /// else a string). Repeatable; all must hold.
+    #[arg(long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
     /// Reciprocal rank fusion constant.
     #[arg(long)]
     rrf_k: Option<f32>,
@@ -110,9 +131,28 @@ struct SearchArgs {
 }
 
 impl SearchArgs {
-    fn options(&self, config: &Config) -> SearchOptions {
+    fn options(&self, config: &Config) -> anyhow::Result<SearchOptions> {
         let d = &config.search;
-        SearchOptions::default()
+        let mut rescore = match &self.rescore {
+            Some(path) => read_rescore(path)?,
+            None => d.rescore.clone(),
+        };
+        if let Some(scale) = &self.prefer_recent {
+            rescore.rules.push(Rule::prefer_recent(scale)?);
+        }
+        for spec in &self.boost {
+            rescore.rules.push(Rule::parse_boost(spec)?);
+        }
+        let mut filter = d.filter.clone();
+        for spec in &self.filter {
+            let (key, value) = spec
+                .split_once('=')
+                .with_context(|| format!("--filter {spec:?}: expected KEY=VALUE"))?;
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            filter.insert(key.trim().to_string(), value);
+        }
+        Ok(SearchOptions::default()
             .depth(self.depth.unwrap_or(d.depth))
             .k(self.k.unwrap_or(d.k))
             .rerank(d.rerank && !self.no_rerank)
@@ -121,7 +161,26 @@ impl SearchArgs {
             .rrf_k(self.rrf_k.unwrap_or(d.rrf_k))
             .retriever_depth(self.retriever_depth.or(d.retriever_depth))
             .stage1_weight(self.stage1_weight.or(d.stage1_weight))
+            .filter(filter)
+            .rescore(rescore))
     }
+}
+
+/// A rescoring rule file: JSON for `.json`, else TOML.
+fn read_rescore(path: &std::path::Path) -> anyhow::Result<Rescore> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the rescoring rules {}", path.display()))?;
+    let rescore: Rescore = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text)
+            .with_context(|| format!("invalid rescoring rules {}", path.display()))?
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("invalid rescoring rules {}", path.display()))?
+    };
+    rescore
+        .validate()
+        .with_context(|| format!("invalid rescoring rules {}", path.display()))?;
+    Ok(rescore)
 }
 
 fn main() {
@@ -175,7 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Search(args) => {
             let config = settings.load()?;
-            let options = args.options(&config);
+            let options = args.options(&config)?;
             options.validate()?;
             let engine = Engine::builder(settings.index())
                 .config(config)

@@ -1,5 +1,6 @@
 //! How results look in a terminal.
 
+use sift_core::rescore::Combine;
 use sift_core::{Candidate, Stage};
 use sift_engine::SearchResponse;
 
@@ -39,11 +40,17 @@ pub fn print_search(
     for hit in &response.hits {
         println!("{:+.2} {}", shown_score(hit), snippet(&hit.chunk.text));
         println!("      {}", citation(hit));
+        if let Some(line) = rescore_line(hit) {
+            println!("      {line}");
+        }
         if explain {
             println!("      {}", provenance(hit));
         }
     }
     if let Some(note) = blend_note(response) {
+        println!("{note}");
+    }
+    if let Some(note) = rescore_note(response) {
         println!("{note}");
     }
     if timings {
@@ -69,9 +76,49 @@ pub fn print_search(
 /// else the stage-1 score: what the model said of the hit, not the blend
 /// that may order it (that one is in `--explain`).
 fn shown_score(hit: &Candidate) -> f32 {
-    hit.scores
-        .rerank
-        .unwrap_or_else(|| hit.scores.final_score())
+    let s = &hit.scores;
+    s.rerank.or(s.fused).unwrap_or_else(|| s.final_score())
+}
+
+/// What the rescoring rules made of a hit: `rescored 0.520 = 0.980 × 0.53
+/// (date 2025-11-20)`, the base then each rule's factor and the value it read.
+fn rescore_line(hit: &Candidate) -> Option<String> {
+    let r = hit.scores.rescore.as_ref()?;
+    let factors: Vec<String> = r
+        .factors
+        .iter()
+        .map(|f| {
+            let field = f.rule.split([':', ' ']).next().unwrap_or_default();
+            let value = match &f.value {
+                Some(serde_json::Value::String(v)) => v.clone(),
+                Some(v) => v.to_string(),
+                None => "none".into(),
+            };
+            match r.combine {
+                Combine::Multiply => format!("× {:.2} ({field} {value})", f.factor),
+                Combine::Sum => format!("{:+.2} ({field} {value})", f.factor - 1.0),
+            }
+        })
+        .collect();
+    Some(format!(
+        "rescored {:.3} = {:.3} {}",
+        r.score,
+        r.base,
+        factors.join(" ")
+    ))
+}
+
+/// Said once under the hits when rescoring rules ordered them: which rules.
+fn rescore_note(response: &SearchResponse) -> Option<String> {
+    let first = response
+        .hits
+        .iter()
+        .find_map(|h| h.scores.rescore.as_ref())?;
+    let rules: Vec<&str> = first.factors.iter().map(|f| f.rule.as_str()).collect();
+    Some(format!(
+        "order: rescored by {} (base: the stage score on 0..1 over the candidates)",
+        rules.join("; ")
+    ))
 }
 
 /// Where a hit comes from: its document and the headings above it.

@@ -1,3 +1,4 @@
+use crate::rescore::Rescored;
 use crate::Chunk;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ pub struct RankedScore {
 ///
 /// `None` means the stage did not see the candidate (e.g. a chunk found only
 /// by BM25 has no dense score) or did not run (no reranker).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// BM25 rank and score.
     pub bm25: Option<RankedScore>,
@@ -32,12 +33,19 @@ pub struct Scores {
     /// reranker runs with a stage-1 weight (`sift_rerank::blend`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blended: Option<f32>,
+    /// The rescoring rules' base, factors and score, when rules ran
+    /// ([`crate::rescore`]); the hits are then in this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescore: Option<Rescored>,
 }
 
 impl Scores {
     /// The score the candidate is currently ordered by: the latest stage's.
     pub fn final_score(&self) -> f32 {
-        self.blended
+        self.rescore
+            .as_ref()
+            .map(|r| r.score)
+            .or(self.blended)
             .or(self.rerank)
             .or(self.fused)
             .or(self.dense.map(|s| s.score))

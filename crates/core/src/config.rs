@@ -1,8 +1,10 @@
 //! The one configuration type, [`Config`], read from TOML with defaults for
 //! every key; the CLI maps each key to a flag.
 
+use crate::rescore::Rescore;
 use crate::{Error, Precision, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Longest query accepted, in characters. Far beyond any question a person
@@ -483,6 +485,15 @@ pub struct SearchOptions {
     /// `None` takes the reranker's own: 0, or what a checkpoint from
     /// `sift train-reranker` chose on its validation queries.
     pub stage1_weight: Option<f32>,
+    /// Keep only candidates whose metadata has each of these keys with an
+    /// equal JSON value (applied to the fused list, before the rerank).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: BTreeMap<String, serde_json::Value>,
+    /// Rules applied after stage 2 (after fusion when stage 2 is off):
+    /// decays over dates or numbers, boosts for metadata values
+    /// ([`crate::rescore`]).
+    #[serde(skip_serializing_if = "Rescore::is_empty")]
+    pub rescore: Rescore,
 }
 
 impl Default for SearchOptions {
@@ -496,6 +507,8 @@ impl Default for SearchOptions {
             rrf_k: 60.0,
             retriever_depth: None,
             stage1_weight: None,
+            filter: BTreeMap::new(),
+            rescore: Rescore::default(),
         }
     }
 }
@@ -540,6 +553,18 @@ impl SearchOptions {
 
     pub fn stage1_weight(mut self, stage1_weight: Option<f32>) -> Self {
         self.stage1_weight = stage1_weight;
+        self
+    }
+
+    /// Metadata equality filter (see [`filter`](Self::filter)).
+    pub fn filter(mut self, filter: BTreeMap<String, serde_json::Value>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Rescoring rules (see [`rescore`](Self::rescore)).
+    pub fn rescore(mut self, rescore: Rescore) -> Self {
+        self.rescore = rescore;
         self
     }
 
@@ -589,7 +614,7 @@ impl SearchOptions {
                 )));
             }
         }
-        Ok(())
+        self.rescore.validate()
     }
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod document;
 mod error;
 mod precision;
+pub mod rescore;
 mod timings;
 
 pub use candidate::{Candidate, RankedScore, Scores};

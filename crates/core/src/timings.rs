@@ -11,10 +11,12 @@ pub enum Stage {
     Fuse,
     Fetch,
     Rerank,
+    /// The rescoring rules (`SearchOptions::rescore`).
+    Rescore,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Tokenize,
         Stage::Bm25,
         Stage::Embed,
@@ -22,6 +24,7 @@ impl Stage {
         Stage::Fuse,
         Stage::Fetch,
         Stage::Rerank,
+        Stage::Rescore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Stage {
             Stage::Fuse => "fuse",
             Stage::Fetch => "fetch",
             Stage::Rerank => "rerank",
+            Stage::Rescore => "rescore",
         }
     }
 }
@@ -40,7 +44,7 @@ impl Stage {
 /// Wall-clock time spent in each stage of one query.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StageTimings {
-    stages: [Duration; 7],
+    stages: [Duration; 8],
     pub total: Duration,
 }
 
@@ -65,7 +69,7 @@ impl StageTimings {
     pub fn first_stage(&self) -> Duration {
         Stage::ALL
             .iter()
-            .filter(|s| **s != Stage::Rerank)
+            .filter(|s| !matches!(s, Stage::Rerank | Stage::Rescore))
             .map(|s| self.get(*s))
             .sum()
     }

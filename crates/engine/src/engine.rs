@@ -2,9 +2,10 @@ use crate::chunker::Chunker;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, ModelRole};
+use sift_core::rescore::interpret_instruction;
 use sift_core::{
     validate_query, Candidate, Chunk, ChunkId, ChunkingConfig, Config, Document, LlmBackend,
-    RerankerKind, SearchOptions, Stage, StageTimings,
+    Metadata, RerankerKind, SearchOptions, Stage, StageTimings, MAX_DEPTH,
 };
 use sift_fusion::reciprocal_rank_fusion;
 use sift_lexical::LexicalIndex;
@@ -13,10 +14,15 @@ use sift_rerank::{
     CrossEncoderReranker, ListwiseReranker, LlmPointwiseReranker, RerankQuery, Reranker,
 };
 use sift_vector::VectorIndex;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+
+/// With a metadata filter, fusion keeps this many times `depth` candidates
+/// (at most [`MAX_DEPTH`]), so that after filtering there are usually still
+/// `depth` left to rerank.
+pub const FILTER_POOL_FACTOR: usize = 4;
 
 const META_FILE: &str = "sift-index.json";
 const LEXICAL_DIR: &str = "lexical";
@@ -706,26 +712,79 @@ impl Engine {
         ))
     }
 
-    /// Both stages: retrieve `depth` candidates, rerank them, return `k`.
+    /// Both stages: retrieve `depth` candidates (those passing
+    /// `options.filter`), rerank them, apply `options.rescore`, return `k`.
+    ///
+    /// An instruction that the stage-2 reranker cannot read (the
+    /// cross-encoder, or no rerank) is mapped to rescoring rules where it
+    /// can be ("prefer recent", "prefer official sources"; see
+    /// [`sift_core::rescore::interpret_instruction`]) and the notice says
+    /// what was and was not understood.
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<SearchResponse> {
         let start = Instant::now();
         let Retrieval {
             candidates,
             mut timings,
             ..
-        } = self.retrieve(query, options)?;
-        let (hits, reranked_by, notice) = if options.rerank {
-            self.rerank_with(query, options, candidates, options.k, &mut timings)?
+        } = self.retrieve_filtered(query, options)?;
+        let mut notices = Vec::new();
+        let mut rescore = options.rescore.clone();
+        let mut stage2 = options.clone();
+        let reads_instruction = options.rerank && options.reranker.uses_llm();
+        if let (Some(instruction), false) = (&options.instruction, reads_instruction) {
+            let read = interpret_instruction(instruction);
+            rescore.rules.extend(read.rules.iter().cloned());
+            notices.extend(read.notice());
+            stage2.instruction = None;
+        }
+        rescore.validate()?;
+        // Rules may lift any candidate into the top k: all of them are
+        // reranked and rescored before the cut.
+        let keep = if rescore.is_empty() {
+            options.k
         } else {
-            (candidates.into_iter().take(options.k).collect(), None, None)
+            candidates.len()
+        };
+        let (hits, reranked_by, notice) = if options.rerank {
+            self.rerank_with(query, &stage2, candidates, keep, &mut timings)?
+        } else {
+            (candidates.into_iter().take(keep).collect(), None, None)
+        };
+        notices.extend(notice);
+        let hits = if rescore.is_empty() {
+            hits
+        } else {
+            let rescored = timings.time(Stage::Rescore, || rescore.apply(hits))?;
+            rescored.into_iter().take(options.k).collect()
         };
         timings.total = start.elapsed();
         Ok(SearchResponse {
             hits,
             timings,
             reranked_by,
-            notice,
+            notice: (!notices.is_empty()).then(|| notices.join("; ")),
         })
+    }
+
+    /// Stage 1 keeping only the candidates that pass `options.filter`:
+    /// fusion keeps [`FILTER_POOL_FACTOR`] × `depth` (at most
+    /// [`MAX_DEPTH`]), so that usually `depth` are left after the filter.
+    pub fn retrieve_filtered(&self, query: &str, options: &SearchOptions) -> Result<Retrieval> {
+        if options.filter.is_empty() {
+            return self.retrieve(query, options);
+        }
+        let widen = |d: usize| d.saturating_mul(FILTER_POOL_FACTOR).min(MAX_DEPTH);
+        let widened = options
+            .clone()
+            .depth(widen(options.depth))
+            .retriever_depth(Some(widen(options.effective_retriever_depth())));
+        let mut retrieval = self.retrieve(query, &widened)?;
+        retrieval.candidates = std::mem::take(&mut retrieval.candidates)
+            .into_iter()
+            .filter(|c| matches_filter(&c.chunk.metadata, &options.filter))
+            .take(options.depth)
+            .collect();
+        Ok(retrieval)
     }
 
     /// Mean recall@k of the HNSW search against exact search, for the
@@ -767,6 +826,11 @@ impl Engine {
             reranker: self.reranker.as_ref().map(|r| r.describe()),
         })
     }
+}
+
+/// Every filter key is present in the metadata with an equal JSON value.
+fn matches_filter(metadata: &Metadata, filter: &BTreeMap<String, serde_json::Value>) -> bool {
+    filter.iter().all(|(k, v)| metadata.get(k) == Some(v))
 }
 
 /// A borrowed reranker, boxed like the ones made per query.
@@ -905,5 +969,30 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
                 )),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn filter_is_equality_on_every_key() {
+        let mut meta = Metadata::new();
+        meta.insert("source".into(), json!("faq"));
+        meta.insert("year".into(), json!(2024));
+        let f = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
+        assert!(matches_filter(&meta, &f(json!({}))));
+        assert!(matches_filter(&meta, &f(json!({"source": "faq"}))));
+        assert!(matches_filter(
+            &meta,
+            &f(json!({"source": "faq", "year": 2024}))
+        ));
+        assert!(!matches_filter(
+            &meta,
+            &f(json!({"source": "faq", "year": "2024"}))
+        ));
+        assert!(!matches_filter(&meta, &f(json!({"lang": "en"}))));
     }
 }

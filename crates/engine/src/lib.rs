@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! query ─┬─ BM25 (tantivy) ───────────────┐
-//!        └─ embed (bi-encoder) ─ HNSW ─────┴─ RRF ─ fetch ─ cross-encoder ─ top k
+//!        └─ embed (bi-encoder) ─ HNSW ─────┴─ RRF ─ fetch ─ filter ─ cross-encoder ─ rescore ─ top k
 //! ```
 //!
 //! [`Engine`] ties the layers together over one index directory; see its
@@ -16,5 +16,6 @@ pub mod ingest;
 pub use chunker::Chunker;
 pub use engine::{
     Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval, SearchResponse,
+    FILTER_POOL_FACTOR,
 };
 pub use error::{Error, Result};

@@ -463,7 +463,7 @@ impl EvalRun {
             .filter_map(|(f, chunk)| {
                 chunk.map(|chunk| Candidate {
                     chunk,
-                    scores: f.scores,
+                    scores: f.scores.clone(),
                 })
             })
             .collect();

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use sift_core::rescore::{Rescore, Rescored};
 use sift_core::{Candidate, Metadata, RerankerKind, Stage, StageTimings};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -51,6 +52,14 @@ pub struct SearchRequest {
     /// the README for how the candidate pool is widened.
     #[schema(value_type = Option<Object>, example = json!({"source": "faq"}))]
     pub filter: Option<BTreeMap<String, Value>>,
+    /// Rules applied after stage 2 (after fusion when `rerank` is off):
+    /// `{"rules": [{"kind": "decay", "field": "date", "scale": "90d",
+    /// "weight": 0.5}, {"kind": "boost", "field": "source", "equals":
+    /// "official", "factor": 1.5}], "basis": "score", "combine":
+    /// "multiply"}`. Each hit's `scores.rescore` shows its base and every
+    /// rule's factor. Default: the configured `search.rescore` (none).
+    #[schema(value_type = Option<Object>, example = json!({"rules": [{"kind": "decay", "field": "date", "scale": "90d", "weight": 0.5}]}))]
+    pub rescore: Option<Rescore>,
 }
 
 /// `POST /search` answer.
@@ -93,8 +102,8 @@ pub struct Hit {
     /// The document's metadata.
     #[schema(value_type = Object)]
     pub metadata: Metadata,
-    /// The score the hit is ordered by: the rerank logit when reranked,
-    /// otherwise the fused score.
+    /// The score the hit is ordered by: the rescore when rules ran, else
+    /// the rerank logit (or blend) when reranked, else the fused score.
     pub score: f32,
     pub scores: HitScores,
 }
@@ -116,6 +125,11 @@ pub struct HitScores {
     /// The rank blend of stage 2 with stage 1 that ordered the hits, when
     /// a stage-1 weight is in force.
     pub blended: Option<f32>,
+    /// When rescoring rules ran: `base` (the stage score on 0..1 over the
+    /// candidates), `factors` (each rule, the metadata value it read and
+    /// its factor) and `score`, which orders the hits.
+    #[schema(value_type = Option<Object>)]
+    pub rescore: Option<Rescored>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -140,6 +154,7 @@ pub struct TimingsMs {
     pub fuse: f64,
     pub fetch: f64,
     pub rerank: f64,
+    pub rescore: f64,
     /// The whole query (stages, filter and bookkeeping), queueing excluded.
     pub total: f64,
     /// Time the request waited for a slot on the inference pool.
@@ -157,6 +172,7 @@ impl TimingsMs {
             fuse: ms(Stage::Fuse),
             fetch: ms(Stage::Fetch),
             rerank: ms(Stage::Rerank),
+            rescore: ms(Stage::Rescore),
             total: t.total.as_secs_f64() * 1e3,
             queue: queue.as_secs_f64() * 1e3,
         }
@@ -166,6 +182,7 @@ impl TimingsMs {
 impl Hit {
     pub fn new(rank: usize, c: Candidate) -> Self {
         let s = c.scores;
+        let score = s.final_score();
         Hit {
             rank,
             chunk_id: c.chunk.id.to_string(),
@@ -177,7 +194,7 @@ impl Hit {
             char_start: c.chunk.char_start,
             char_end: c.chunk.char_end,
             metadata: c.chunk.metadata,
-            score: s.final_score(),
+            score,
             scores: HitScores {
                 bm25: s.bm25.map(|r| Bm25Score {
                     rank: r.rank,
@@ -191,6 +208,7 @@ impl Hit {
                 stage1_rank: s.stage1_rank,
                 rerank: s.rerank,
                 blended: s.blended,
+                rescore: s.rescore,
             },
         }
     }

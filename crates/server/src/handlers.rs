@@ -15,17 +15,8 @@ use base64::Engine as _;
 use serde_json::Value;
 use sift_core::{
     validate_query, Candidate, Chunk, ChunkId, Document, Metadata, SearchOptions, StageTimings,
-    MAX_DEPTH,
 };
-use sift_engine::{Engine, Retrieval, SearchResponse};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
-
-/// With a metadata filter, fusion keeps this many times `depth` candidates
-/// (at most `MAX_DEPTH`), so that after filtering there are usually still
-/// `depth` left to rerank.
-pub const FILTER_POOL_FACTOR: usize = 4;
 
 type Shared = State<Arc<AppState>>;
 
@@ -58,15 +49,16 @@ pub(crate) async fn search(
         .instruction(req.instruction.or_else(|| defaults.instruction.clone()))
         .rrf_k(req.rrf_k.unwrap_or(defaults.rrf_k))
         .retriever_depth(req.retriever_depth.or(defaults.retriever_depth))
-        .stage1_weight(req.stage1_weight.or(defaults.stage1_weight));
+        .stage1_weight(req.stage1_weight.or(defaults.stage1_weight))
+        .filter(req.filter.unwrap_or_else(|| defaults.filter.clone()))
+        .rescore(req.rescore.unwrap_or_else(|| defaults.rescore.clone()));
     validate_query(&req.query)?;
     options.validate()?;
-    let filter = req.filter.unwrap_or_default();
     let engine = state.engine.clone();
     let query = req.query;
     let (response, queued) = state
         .pool
-        .run(move || search_filtered(&engine, &query, &options, &filter))
+        .run(move || engine.search(&query, &options))
         .await?;
     let response = response?;
     state.metrics.observe_search(&response);
@@ -81,52 +73,6 @@ pub(crate) async fn search(
         reranked_by: response.reranked_by,
         notice: response.notice,
     }))
-}
-
-/// [`Engine::search`], with a metadata equality filter applied to the fused
-/// candidates before the rerank.
-fn search_filtered(
-    engine: &Engine,
-    query: &str,
-    options: &SearchOptions,
-    filter: &BTreeMap<String, Value>,
-) -> sift_engine::Result<SearchResponse> {
-    if filter.is_empty() {
-        return engine.search(query, options);
-    }
-    let start = Instant::now();
-    let widen = |d: usize| d.saturating_mul(FILTER_POOL_FACTOR).min(MAX_DEPTH);
-    let widened = options
-        .clone()
-        .depth(widen(options.depth))
-        .retriever_depth(Some(widen(options.effective_retriever_depth())));
-    let Retrieval {
-        candidates,
-        mut timings,
-        ..
-    } = engine.retrieve(query, &widened)?;
-    let kept: Vec<Candidate> = candidates
-        .into_iter()
-        .filter(|c| matches_filter(&c.chunk.metadata, filter))
-        .take(options.depth)
-        .collect();
-    let (hits, reranked_by, notice) = if options.rerank {
-        engine.rerank_with(query, options, kept, options.k, &mut timings)?
-    } else {
-        (kept.into_iter().take(options.k).collect(), None, None)
-    };
-    timings.total = start.elapsed();
-    Ok(SearchResponse {
-        hits,
-        timings,
-        reranked_by,
-        notice,
-    })
-}
-
-/// Every filter key is present in the metadata with an equal JSON value.
-fn matches_filter(metadata: &Metadata, filter: &BTreeMap<String, Value>) -> bool {
-    filter.iter().all(|(k, v)| metadata.get(k) == Some(v))
 }
 
 /// Score texts against a query with the cross-encoder.
@@ -597,31 +543,6 @@ pub(crate) async fn not_found() -> ApiError {
         "not_found",
         "no such endpoint; GET /openapi.json lists them",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn filter_is_equality_on_every_key() {
-        let mut meta = Metadata::new();
-        meta.insert("source".into(), json!("faq"));
-        meta.insert("year".into(), json!(2024));
-        let f = |v: Value| -> BTreeMap<String, Value> { serde_json::from_value(v).unwrap() };
-        assert!(matches_filter(&meta, &f(json!({}))));
-        assert!(matches_filter(&meta, &f(json!({"source": "faq"}))));
-        assert!(matches_filter(
-            &meta,
-            &f(json!({"source": "faq", "year": 2024}))
-        ));
-        assert!(!matches_filter(
-            &meta,
-            &f(json!({"source": "faq", "year": "2024"}))
-        ));
-        assert!(!matches_filter(&meta, &f(json!({"lang": "en"}))));
-    }
 }
 
 /// The longest completion `/v1/chat/completions` generates.

@@ -142,6 +142,55 @@ fn search_filter_keeps_only_matching_metadata() {
     assert!(hits(&r.json()).is_empty());
 }
 
+/// Rescoring rules in the request: a boost lifts the matching document,
+/// each hit shows every rule's factor, and a bad rule is a 422 naming it.
+#[test]
+fn search_rescore_rules_reorder_and_show_their_factors() {
+    let s = plain();
+    let query = "close my account and delete my notes";
+    let plain_order = doc_ids(
+        &s.post("/search", &json!({"query": query, "depth": 5, "k": 5}))
+            .json(),
+    );
+    assert_ne!(plain_order[0], "blog/offline.md", "{plain_order:?}");
+    let r = s.post(
+        "/search",
+        &json!({"query": query, "depth": 5, "k": 5, "rescore": {"rules": [
+            {"kind": "boost", "field": "source", "equals": "blog", "factor": 10.0}
+        ]}}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(doc_ids(&body)[0], "blog/offline.md", "{body}");
+    for hit in hits(&body) {
+        let rescore = &hit["scores"]["rescore"];
+        let factor = rescore["factors"][0]["factor"].as_f64().unwrap();
+        let expected = if hit["metadata"]["source"] == "blog" {
+            10.0
+        } else {
+            1.0
+        };
+        assert_eq!(factor, expected, "{hit}");
+        assert_eq!(rescore["factors"][0]["rule"], "source = blog ×10");
+        assert_eq!(hit["score"], rescore["score"], "{hit}");
+    }
+    assert!(body["timings"]["rescore"].is_number());
+    // Without rules there is no rescore in the hits.
+    let r = s.post("/search", &json!({"query": query, "depth": 5, "k": 5}));
+    assert!(hits(&r.json())[0]["scores"]["rescore"].is_null());
+
+    let send = |body: &str| s.call("POST", "/search", Some(body), None);
+    let m = send(r#"{"query": "x", "rescore": {"rules": [{"kind": "decay", "field": "date", "scale": "soon"}]}}"#)
+        .assert_error(422, "invalid_request");
+    assert!(
+        m.contains("rescore.rules[0] (decay)") && m.contains("not a duration"),
+        "{m}"
+    );
+    let m = send(r#"{"query": "x", "rescore": {"rules": [{"kind": "boost", "field": "source", "equals": "faq"}]}}"#)
+        .assert_error(422, "invalid_request");
+    assert!(m.contains("factor"), "{m}");
+}
+
 #[test]
 fn documents_are_added_replaced_and_deleted_while_serving() {
     let s = plain();

@@ -5,6 +5,7 @@
 mod crash;
 mod index;
 mod llm;
+mod rescore;
 mod robustness;
 mod search;
 mod train;
