@@ -74,10 +74,31 @@ browser-setup:
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
     echo "browser: $(/usr/bin/chromium --version 2>/dev/null), $(/usr/bin/chromedriver --version)"
 
+# A virtual environment for the Python package: maturin, pytest, and the
+# optional LangChain and LlamaIndex packages its retrievers are tested with.
+python-venv:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv=target/python-venv
+    if [ ! -x $venv/bin/maturin ] || [ ! -x $venv/bin/pytest ]; then
+        python3 -m venv $venv
+        $venv/bin/pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" "pytest>=7" "langchain-core>=0.2" "llama-index-core>=0.10"
+    fi
+
+# Build the `sift` Python package (crates/python) into target/python-venv
+# (a dev build; `pip install ./crates/python` makes a release wheel).
+python: python-venv
+    VIRTUAL_ENV=$PWD/target/python-venv PATH=$PWD/target/python-venv/bin:$PATH maturin develop --quiet -m crates/python/Cargo.toml
+
+# The Python package's tests (pytest), LangChain and LlamaIndex retrievers included.
+test-python: fetch-models python
+    target/python-venv/bin/python -m pytest -q crates/python/tests
+
 # Run every test (what CI runs).
 test: fetch-models fetch-llm test-venv browser-setup
     cargo test --workspace --all-targets
     cargo test --workspace --doc
+    just test-python
     # Parity again on the data-parallel batch path the sift binary uses.
     CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1 cargo test -p sift-bert --test parity
     cargo build --bin sift
