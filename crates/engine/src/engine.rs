@@ -8,7 +8,7 @@ use sift_core::{
     Metadata, RerankerKind, SearchOptions, Stage, StageTimings, MAX_DEPTH,
 };
 use sift_fusion::reciprocal_rank_fusion;
-use sift_lexical::LexicalIndex;
+use sift_lexical::{Bm25Stats, LexicalIndex};
 use sift_llm::{GgufModel, HttpModel, LanguageModel};
 use sift_rerank::{
     CrossEncoderReranker, ListwiseReranker, LlmPointwiseReranker, RerankQuery, Reranker,
@@ -586,12 +586,34 @@ impl Engine {
 
     /// Stage 1: BM25 and dense retrieval, fused by RRF, chunks fetched.
     pub fn retrieve(&self, query: &str, options: &SearchOptions) -> Result<Retrieval> {
+        self.retrieve_with_stats(query, options, None)
+    }
+
+    /// This index's BM25 statistics for the query's terms, for a caller
+    /// that sums them over shards (see [`retrieve_with_stats`](Self::retrieve_with_stats)).
+    pub fn bm25_stats(&self, query: &str) -> Result<Bm25Stats> {
+        validate_query(query)?;
+        Ok(self.lexical.bm25_stats(query)?)
+    }
+
+    /// [`retrieve`](Self::retrieve) with BM25 scored by the given
+    /// corpus-wide statistics (a sharded corpus's, summed from each shard's
+    /// [`bm25_stats`](Self::bm25_stats)), so that BM25 scores from
+    /// different shards compare as if they came from one index.
+    pub fn retrieve_with_stats(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+        bm25_stats: Option<&Bm25Stats>,
+    ) -> Result<Retrieval> {
         validate_query(query)?;
         options.validate()?;
         let start = Instant::now();
         let mut timings = StageTimings::default();
         let n = options.effective_retriever_depth();
-        let bm25 = timings.time(Stage::Bm25, || self.lexical.search(query, n))?;
+        let bm25 = timings.time(Stage::Bm25, || {
+            self.lexical.search_with_stats(query, n, bm25_stats)
+        })?;
         let (query_vector, tokenize, embed) = self.bi_encoder.embed_query_timed(query)?;
         timings.add(Stage::Tokenize, tokenize);
         timings.add(Stage::Embed, embed);

@@ -19,3 +19,4 @@ pub use engine::{
     FILTER_POOL_FACTOR,
 };
 pub use error::{Error, Result};
+pub use sift_lexical::Bm25Stats;

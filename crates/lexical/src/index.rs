@@ -8,7 +8,7 @@ use sift_core::{Chunk, ChunkId, Metadata};
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::TopDocs;
 use tantivy::directory::error::LockError;
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, Bm25StatisticsProvider, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Schema, Value};
 use tantivy::{
     DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy,
@@ -243,13 +243,39 @@ impl LexicalIndex {
     /// parse. A query without indexable terms (only stop words or
     /// punctuation) returns no hits.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(ChunkId, f32)>> {
+        self.search_with_stats(query, limit, None)
+    }
+
+    /// This index's BM25 statistics for a query's terms: what a caller
+    /// sums over shards ([`Bm25Stats::merge`]) so that every shard scores
+    /// with the corpus-wide statistics (Elasticsearch's
+    /// `dfs_query_then_fetch`).
+    pub fn bm25_stats(&self, query: &str) -> Result<Bm25Stats> {
+        let searcher = self.reader.searcher();
+        let mut stats = Bm25Stats {
+            num_docs: searcher.num_docs(),
+            num_tokens: Bm25StatisticsProvider::total_num_tokens(&searcher, self.fields.text)?,
+            doc_freqs: Default::default(),
+        };
+        for term in query_terms(query) {
+            let df = searcher.doc_freq(&Term::from_field_text(self.fields.text, &term))?;
+            stats.doc_freqs.insert(term, df);
+        }
+        Ok(stats)
+    }
+
+    /// [`search`](Self::search) scored with the given statistics (a whole
+    /// sharded corpus's) instead of this index's own; terms missing from
+    /// them take this index's.
+    pub fn search_with_stats(
+        &self,
+        query: &str,
+        limit: usize,
+        stats: Option<&Bm25Stats>,
+    ) -> Result<Vec<(ChunkId, f32)>> {
         let searcher = self.reader.searcher();
         let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
-        let mut seen = HashSet::new();
-        let terms: Vec<String> = schema::analyze(query)
-            .into_iter()
-            .filter(|t| seen.insert(t.clone()))
-            .collect();
+        let terms = query_terms(query);
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -273,7 +299,17 @@ impl LexicalIndex {
                 Order::Asc,
             ),
         ));
-        let hits = searcher.search(&query, &collector)?;
+        let hits = match stats {
+            Some(stats) => searcher.search_with_statistics_provider(
+                &query,
+                &collector,
+                &Global {
+                    stats,
+                    local: &searcher,
+                },
+            )?,
+            None => searcher.search(&query, &collector)?,
+        };
         hits.into_iter()
             .map(|((score, id), address)| match id {
                 Some(id) => Ok((ChunkId(id), score)),
@@ -626,4 +662,58 @@ fn check_schema(dir: &Path, found: &Schema) -> Result<()> {
 
 fn encode_vector(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The distinct analyzed terms of a query, in order.
+fn query_terms(query: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    schema::analyze(query)
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
+/// BM25's corpus statistics for one query: documents, tokens of the text
+/// field, and each query term's document frequency.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bm25Stats {
+    pub num_docs: u64,
+    pub num_tokens: u64,
+    pub doc_freqs: std::collections::BTreeMap<String, u64>,
+}
+
+impl Bm25Stats {
+    /// The statistics of the union of disjoint indexes: sums.
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Bm25Stats>) -> Bm25Stats {
+        let mut total = Bm25Stats::default();
+        for part in parts {
+            total.num_docs += part.num_docs;
+            total.num_tokens += part.num_tokens;
+            for (term, df) in &part.doc_freqs {
+                *total.doc_freqs.entry(term.clone()).or_default() += df;
+            }
+        }
+        total
+    }
+}
+
+/// Given statistics, falling back to the local searcher's.
+struct Global<'a> {
+    stats: &'a Bm25Stats,
+    local: &'a tantivy::Searcher,
+}
+
+impl Bm25StatisticsProvider for Global<'_> {
+    fn total_num_tokens(&self, _field: tantivy::schema::Field) -> tantivy::Result<u64> {
+        Ok(self.stats.num_tokens)
+    }
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.stats.num_docs)
+    }
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        match term.value().as_str().and_then(|t| self.stats.doc_freqs.get(t)) {
+            Some(df) => Ok(*df),
+            None => self.local.doc_freq(term),
+        }
+    }
 }

@@ -11,5 +11,5 @@ mod index;
 mod schema;
 
 pub use error::{Error, Result};
-pub use index::LexicalIndex;
+pub use index::{Bm25Stats, LexicalIndex};
 pub use schema::analyze;

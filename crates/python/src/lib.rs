@@ -228,6 +228,75 @@ impl Index {
         SearchResult::new(py, response)
     }
 
+    /// Stage 1 alone, with each retriever's own list, for a caller that
+    /// fuses lists from several indexes (the sharded router of
+    /// `sift.cluster`): `{"bm25": [(chunk_id, score)], "dense": [(chunk_id,
+    /// cosine)], "chunks": {chunk_id: candidate}, "timings": {...}}`, each
+    /// list best first, at most `retriever_depth` (default `depth`) long.
+    /// A candidate is `{"chunk": {...}, "scores": {...}}` as the engine
+    /// keeps it, ready for [`Reranker::rerank_candidates`].
+    ///
+    /// `bm25_stats` (the sum of every shard's [`Index::bm25_stats`]) makes
+    /// BM25 score with the whole corpus's statistics.
+    #[pyo3(signature = (query, *, depth = None, retriever_depth = None, bm25_stats = None))]
+    fn retrieve<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        depth: Option<usize>,
+        retriever_depth: Option<usize>,
+        bm25_stats: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let bm25_stats: Option<sift_engine::Bm25Stats> = match bm25_stats {
+            Some(s) => Some(read(s, "bm25_stats")?),
+            None => None,
+        };
+        let d = &self.engine.config().search;
+        let depth = depth.unwrap_or(d.depth);
+        let options = SearchOptions::default()
+            .depth(depth)
+            .k(1)
+            .retriever_depth(retriever_depth.or(d.retriever_depth));
+        let engine = self.engine.clone();
+        let out = py
+            .detach(|| -> sift_engine::Result<_> {
+                let r = engine.retrieve_with_stats(&query, &options, bm25_stats.as_ref())?;
+                let mut ids: Vec<ChunkId> = r.bm25.iter().chain(&r.dense).map(|(id, _)| *id).collect();
+                ids.sort();
+                ids.dedup();
+                let chunks = engine.chunks(&ids)?;
+                let candidates: BTreeMap<String, Candidate> = ids
+                    .iter()
+                    .zip(chunks)
+                    .filter_map(|(id, chunk)| {
+                        chunk.map(|chunk| {
+                            (id.to_string(), Candidate { chunk, scores: Default::default() })
+                        })
+                    })
+                    .collect();
+                let list = |l: &[(ChunkId, f32)]| -> Vec<(String, f32)> {
+                    l.iter().map(|(id, s)| (id.to_string(), *s)).collect()
+                };
+                Ok(serde_json::json!({
+                    "bm25": list(&r.bm25),
+                    "dense": list(&r.dense),
+                    "chunks": candidates,
+                    "timings": r.timings,
+                }))
+            })
+            .map_err(py_error)?;
+        Ok(pythonize(py, &out)?)
+    }
+
+    /// This index's BM25 statistics for a query's terms (`num_docs`,
+    /// `num_tokens`, `doc_freqs`): summed over shards, they are what
+    /// [`Index::retrieve`] takes as `bm25_stats`.
+    fn bm25_stats<'py>(&self, py: Python<'py>, query: String) -> PyResult<Bound<'py, PyAny>> {
+        let engine = self.engine.clone();
+        let stats = py.detach(|| engine.bm25_stats(&query)).map_err(py_error)?;
+        Ok(pythonize(py, &stats)?)
+    }
+
     /// Score texts against a query with the cross-encoder: a list of
     /// `(index, score)` best first (raw logits; `k` keeps the best k).
     #[pyo3(signature = (query, texts, *, k = None))]
@@ -305,6 +374,102 @@ impl Index {
     fn __repr__(&self) -> String {
         format!("sift.Index({:?})", self.engine.dir().display().to_string())
     }
+}
+
+/// A cross-encoder on its own, for reranking lists made elsewhere (the
+/// sharded router reranks the merged list once, here).
+///
+/// `Reranker(path=None, repo="cross-encoder/ms-marco-MiniLM-L-6-v2",
+/// max_length=512, precision=None)`: a local folder, else the hub model.
+#[pyclass(frozen, module = "sift._sift")]
+struct Reranker {
+    reranker: sift_rerank::CrossEncoderReranker,
+}
+
+#[pymethods]
+impl Reranker {
+    #[new]
+    #[pyo3(signature = (path = None, *, repo = None, max_length = None, precision = None))]
+    fn new(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        repo: Option<String>,
+        max_length: Option<usize>,
+        precision: Option<&str>,
+    ) -> PyResult<Self> {
+        let defaults = Config::default();
+        let mut source = match repo {
+            Some(repo) => ModelSource::hub(repo),
+            None => defaults.models.cross_encoder.clone(),
+        };
+        source.path = path;
+        let precision = match precision {
+            Some(p) => serde_json::from_value::<Precision>(p.into())
+                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\" or \"fast\"")))?,
+            None => defaults.models.precision,
+        };
+        let max_length = max_length.unwrap_or(defaults.rerank.max_length);
+        let model = py
+            .detach(|| {
+                sift_bert::ModelFiles::resolve(&source, sift_bert::ModelRole::CrossEncoder).and_then(
+                    |files| {
+                        sift_bert::CrossEncoder::load_with(
+                            &files,
+                            max_length,
+                            defaults.rerank.batch_size,
+                            precision,
+                        )
+                    },
+                )
+            })
+            .map_err(|e| SiftError::new_err(e.to_string()))?;
+        Ok(Reranker {
+            reranker: sift_rerank::CrossEncoderReranker::new(model),
+        })
+    }
+
+    /// What reranks, as `reranked_by` names it.
+    #[getter]
+    fn describe(&self) -> String {
+        use sift_rerank::Reranker as _;
+        self.reranker.describe()
+    }
+
+    /// Rerank candidates given in stage-1 order (as `Index.retrieve` makes
+    /// them, with `scores.fused` and `scores.stage1_rank` set by the
+    /// caller's fusion): the top `k`, each with `scores.rerank` (and
+    /// `scores.blended` when the checkpoint keeps a stage-1 weight), exactly
+    /// as `Index.search` reranks. `stage1_weight` overrides the checkpoint's.
+    #[pyo3(signature = (query, candidates, k, *, stage1_weight = None))]
+    fn rerank_candidates<'py>(
+        &self,
+        py: Python<'py>,
+        query: String,
+        candidates: &Bound<'py, PyAny>,
+        k: usize,
+        stage1_weight: Option<f32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        sift_core::validate_query(&query).map_err(|e| invalid(e.to_string()))?;
+        let candidates: Vec<Candidate> = read(candidates, "candidates")?;
+        let hits = py
+            .detach(|| {
+                let request = sift_rerank::RerankQuery::new(&query).stage1_weight(stage1_weight);
+                sift_rerank::rerank(&self.reranker, &request, candidates, k)
+            })
+            .map_err(|e| SiftError::new_err(e.to_string()))?;
+        Ok(pythonize(py, &hits)?)
+    }
+}
+
+/// The documents at a path as `sift index` reads them (a folder of
+/// `.txt` / `.md` files, or a BEIR `corpus.jsonl`), as dicts for
+/// [`Index::add`]; files that cannot be read are skipped with a warning.
+#[pyfunction]
+fn read_documents<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let documents = py
+        .detach(|| Source::open(&path)?.collect::<sift_engine::Result<Vec<Document>>>())
+        .map_err(py_error)?;
+    Ok(pythonize(py, &documents)?)
 }
 
 /// The configuration: a TOML file's path, a dict of its keys, or the
@@ -481,6 +646,8 @@ fn _sift(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Index>()?;
     m.add_class::<SearchResult>()?;
     m.add_class::<Hit>()?;
+    m.add_class::<Reranker>()?;
+    m.add_function(wrap_pyfunction!(read_documents, m)?)?;
     m.add("SiftError", m.py().get_type::<SiftError>())?;
     m.add("InvalidInputError", m.py().get_type::<InvalidInputError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -13,6 +13,6 @@ optional extras): ``sift.langchain.SiftRetriever`` and
 ``sift.llama_index.SiftRetriever``.
 """
 
-from ._sift import Hit, Index, InvalidInputError, SearchResult, SiftError, __version__
+from ._sift import Hit, Index, InvalidInputError, Reranker, SearchResult, SiftError, __version__, read_documents
 
-__all__ = ["Index", "SearchResult", "Hit", "SiftError", "InvalidInputError", "__version__"]
+__all__ = ["Index", "Reranker", "SearchResult", "Hit", "SiftError", "InvalidInputError", "read_documents", "__version__"]
