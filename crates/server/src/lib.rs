@@ -42,4 +42,4 @@ mod state;
 
 pub use error::{Error, ErrorBody, ErrorDetail, Result};
 pub use handlers::FILTER_POOL_FACTOR;
-pub use server::{runtime, serve_blocking, shutdown_signal, Server, ServerOptions};
+pub use server::{app, runtime, serve_blocking, shutdown_signal, Server, ServerOptions};

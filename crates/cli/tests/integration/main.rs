@@ -7,5 +7,6 @@ mod index;
 mod llm;
 mod robustness;
 mod search;
+mod serve_crash;
 mod train;
 mod util;
