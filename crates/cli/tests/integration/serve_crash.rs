@@ -284,7 +284,11 @@ enum Found {
 /// start, end).
 type ChunkKey = (String, u64, String, u64, u64);
 
-fn expected_chunks(chunker: &sift_engine::Chunker, doc_id: &str, v: &Version) -> BTreeSet<ChunkKey> {
+fn expected_chunks(
+    chunker: &sift_engine::Chunker,
+    doc_id: &str,
+    v: &Version,
+) -> BTreeSet<ChunkKey> {
     let doc = Document::new(doc_id, v.title.clone(), v.text.clone());
     chunker
         .chunk(&doc)
@@ -303,7 +307,8 @@ fn expected_chunks(chunker: &sift_engine::Chunker, doc_id: &str, v: &Version) ->
 }
 
 fn search(agent: &ureq::Agent, base: &str, query: &str) -> Vec<Value> {
-    let body = json!({"query": query, "depth": 100, "k": 100, "retriever_depth": 50, "rerank": false});
+    let body =
+        json!({"query": query, "depth": 100, "k": 100, "retriever_depth": 50, "rerank": false});
     let answer = post(agent, &format!("{base}/search"), &body)
         .unwrap_or_else(|e| panic!("{e}"))
         .expect("the restarted server answers");
@@ -524,14 +529,22 @@ fn kill_9_during_document_writes_loses_no_acknowledged_write_and_leaves_none_hal
             );
             std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(KILL_AFTER_MS.start + rng.below(KILL_AFTER_MS.end - KILL_AFTER_MS.start)));
+        std::thread::sleep(Duration::from_millis(
+            KILL_AFTER_MS.start + rng.below(KILL_AFTER_MS.end - KILL_AFTER_MS.start),
+        ));
         server.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
         stop.store(true, Ordering::SeqCst);
         let status = server.child.wait().unwrap();
         assert!(!status.success(), "killed, not exited: {status}");
-        writer_rngs = handles.into_iter().map(|h| h.join().expect("writer")).collect();
+        writer_rngs = handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect();
         let errors = std::mem::take(&mut tally.lock().unwrap().http_errors);
-        assert!(errors.is_empty(), "non-200 answers before the kill: {errors:?}");
+        assert!(
+            errors.is_empty(),
+            "non-200 answers before the kill: {errors:?}"
+        );
 
         let (next, restart) = start_server(&sift);
         server = next;
@@ -549,7 +562,11 @@ fn kill_9_during_document_writes_loses_no_acknowledged_write_and_leaves_none_hal
              {} acknowledged documents checked, {} found, {} lost, {} partial; \
              unacknowledged writes: {} applied whole, {} not applied",
             tally.lock().unwrap().acknowledged,
-            if repaired { " (HNSW graph repaired)" } else { "" },
+            if repaired {
+                " (HNSW graph repaired)"
+            } else {
+                ""
+            },
             checked.acknowledged,
             checked.found,
             checked.lost,
@@ -592,7 +609,13 @@ fn kill_9_during_document_writes_loses_no_acknowledged_write_and_leaves_none_hal
         restarts.iter().max().unwrap(),
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert_eq!((totals.lost, totals.partial, totals.dense_missing), (0, 0, 0));
+    assert_eq!(
+        (totals.lost, totals.partial, totals.dense_missing),
+        (0, 0, 0)
+    );
     assert!(totals.found > 0, "some acknowledged documents were checked");
-    assert!(status.success(), "sift serve exits cleanly on SIGTERM: {status}");
+    assert!(
+        status.success(),
+        "sift serve exits cleanly on SIGTERM: {status}"
+    );
 }
