@@ -150,9 +150,15 @@ pub(crate) async fn rerank(
     State(state): Shared,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let is_cohere = body
-        .as_object()
-        .is_some_and(|o| o.contains_key("documents"));
+    let has = |field: &str| body.as_object().is_some_and(|o| o.contains_key(field));
+    let is_cohere = has("documents");
+    // Without either list the shape is unknown: say so, rather than call
+    // a Cohere body that lost its `documents` a TEI body without `texts`.
+    if body.is_object() && !is_cohere && !has("texts") {
+        return Err(ApiError::invalid(
+            "the body needs `texts` (text-embeddings-inference's shape) or `documents` (Cohere's)",
+        ));
+    }
     let (query, texts, cohere, tei) = if is_cohere {
         let r: CohereRerankRequest = json::from_value(body)?;
         let texts = r.documents.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
