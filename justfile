@@ -120,6 +120,27 @@ loadtest clients="32" seconds="30":
     cargo build --release -p sift-server --example loadtest
     SIFT_BI_ENCODER_PATH={{models}}/all-MiniLM-L6-v2 ./target/release/examples/loadtest --sift ./target/release/sift --index target/demo-index --clients {{clients}} --seconds {{seconds}}
 
+# kill -9 under writes, bigger than in `just test`: sift serve is killed
+# mid-write by concurrent clients and restarted, ROUNDS times; prints the
+# acknowledged / found / lost / partial counts and the restart times.
+crash-test rounds="12" writers="6" slots="6": fetch-models
+    SIFT_CRASH_ROUNDS={{rounds}} SIFT_CRASH_WRITERS={{writers}} SIFT_CRASH_SLOTS={{slots}} cargo test -p sift-cli --test integration serve_crash -- --nocapture
+
+# Fuzz every parser a stranger can reach (HTTP bodies of every route, BEIR
+# JSONL, qrels, TREC runs, the TOML config, damaged index folders), SCALE
+# times the cases `just test` runs; ends with a table of cases and crashes.
+fuzz scale="20": fetch-models
+    #!/usr/bin/env bash
+    set -euo pipefail
+    log=$(mktemp)
+    for t in "sift-server --test fuzz" "sift-metrics --test fuzz" "sift-core --test fuzz_config" "sift-engine --test fuzz_index"; do
+        SIFT_FUZZ_SCALE={{scale}} RUST_BACKTRACE=0 cargo test -p $t -- --nocapture --test-threads 1 2>&1 | tee -a "$log" | grep -E '^(fuzz:|test result)' || { echo "fuzz target failed: $t (log: $log)" >&2; exit 1; }
+    done
+    echo
+    printf '%-60s %10s %8s\n' target cases crashes
+    grep -o 'fuzz: .*' "$log" | sed -E 's/^fuzz: (.*): ([0-9]+) cases[^,]*, ([0-9]+) crashes.*/\1|\2|\3/' | awk -F'|' '{ printf "%-60s %10s %8s\n", $1, $2, $3; cases += $2; crashes += $3 } END { printf "%-60s %10s %8s\n", "all", cases, crashes }'
+    rm -f "$log"
+
 # Evaluate BM25, dense, hybrid (and rerank, when a cross-encoder is configured)
 # on SciFact's 300 test queries, with the depth / RRF / retriever-depth sweeps;
 # report, run files and plot in eval/out/scifact (see eval/README.md).

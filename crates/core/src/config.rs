@@ -28,9 +28,22 @@ pub struct Config {
 impl Config {
     /// Read a TOML file; missing keys take their defaults.
     pub fn from_toml_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigIo {
+        let bytes = std::fs::read(path).map_err(|source| Error::ConfigIo {
             path: path.to_owned(),
             source,
+        })?;
+        // Say where the file stops being text, as a TOML error would.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+            let column = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
+            Error::ConfigParse {
+                path: path.to_owned(),
+                message: format!(
+                    "not UTF-8 text at line {line}, column {column} (byte {})",
+                    good.len()
+                ),
+            }
         })?;
         let config: Config = toml::from_str(&text).map_err(|e| Error::ConfigParse {
             path: path.to_owned(),
@@ -45,6 +58,14 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        // The bi-encoder keeps [CLS] and [SEP] when it truncates: fewer
+        // than 2 tokens made every embedding panic (found by fuzzing).
+        if self.models.embed_max_tokens < 2 {
+            return Err(Error::InvalidSetting(format!(
+                "models.embed_max_tokens must be at least 2 ([CLS] and [SEP]), got {}",
+                self.models.embed_max_tokens
+            )));
+        }
         self.chunking.validate()?;
         self.index.validate()?;
         self.hnsw.validate()?;

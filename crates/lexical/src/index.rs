@@ -119,6 +119,7 @@ impl LexicalIndex {
         };
         let index = Index::open_in_dir(dir).map_err(corrupt)?;
         check_schema(dir, &index.schema())?;
+        check_checksums(dir, &index)?;
         Self::from_index(dir, index).map_err(|e| match e {
             Error::Tantivy(e) => corrupt(e),
             other => other,
@@ -637,6 +638,30 @@ impl LexicalIndex {
 
 fn has_index(dir: &Path) -> bool {
     dir.join(META_FILE).is_file()
+}
+
+/// tantivy trusts its segment files: damaged or cut short, they make it
+/// panic deep inside a read (found by fuzzing the index folder). Each one
+/// ends with a CRC32 of its bytes, so reading them all once on open turns
+/// damage into an error naming the files before anything else reads them.
+/// The cost is one sequential read of the lexical index per open.
+fn check_checksums(dir: &Path, index: &Index) -> Result<()> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: dir.to_owned(),
+        message,
+    };
+    let damaged = index
+        .validate_checksum()
+        .map_err(|e| corrupt(format!("cannot check the segment files: {e}")))?;
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = damaged.iter().map(|p| p.display().to_string()).collect();
+    names.sort();
+    Err(corrupt(format!(
+        "{} fail their checksum (damaged or cut short): remove the folder and index again",
+        names.join(", ")
+    )))
 }
 
 fn check_schema(dir: &Path, found: &Schema) -> Result<()> {

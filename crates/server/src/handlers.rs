@@ -6,7 +6,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::{self, ApiJson};
 use crate::pool::blocking;
 use crate::state::AppState;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -96,9 +96,15 @@ pub(crate) async fn rerank(
     State(state): Shared,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let is_cohere = body
-        .as_object()
-        .is_some_and(|o| o.contains_key("documents"));
+    let has = |field: &str| body.as_object().is_some_and(|o| o.contains_key(field));
+    let is_cohere = has("documents");
+    // Without either list the shape is unknown: say so, rather than call
+    // a Cohere body that lost its `documents` a TEI body without `texts`.
+    if body.is_object() && !is_cohere && !has("texts") {
+        return Err(ApiError::invalid(
+            "the body needs `texts` (text-embeddings-inference's shape) or `documents` (Cohere's)",
+        ));
+    }
     let (query, texts, cohere, tei) = if is_cohere {
         let r: CohereRerankRequest = json::from_value(body)?;
         let texts = r.documents.iter().map(|d| d.0.clone()).collect::<Vec<_>>();
@@ -108,13 +114,17 @@ pub(crate) async fn rerank(
         (r.query.clone(), r.texts.clone(), None, Some(r))
     };
     validate_query(&query)?;
+    // Errors name the field of the shape the client used.
+    let field = if is_cohere { "documents" } else { "texts" };
     if texts.is_empty() {
-        return Err(ApiError::invalid("there are no texts to rerank"));
+        return Err(ApiError::invalid(format!(
+            "{field} is empty: there is nothing to rerank"
+        )));
     }
     let limit = state.options.max_batch;
     if texts.len() > limit {
         return Err(ApiError::too_large(format!(
-            "{} texts in one rerank call; the limit is {limit}",
+            "{} {field} in one rerank call; the limit is {limit}",
             texts.len()
         )));
     }
@@ -371,14 +381,27 @@ pub(crate) async fn add_documents(
     params(("id" = String, Path, description = "Document id")),
     responses(
         (status = 200, description = "Deleted and committed", body = DeleteResponse),
+        (status = 400, description = "An id that is not UTF-8 once percent-decoded (`invalid_id`)", body = ErrorBody),
         (status = 404, description = "No such document", body = ErrorBody),
     ),
     tag = "documents"
 )]
 pub(crate) async fn delete_document(
     State(state): Shared,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
+    // axum's rejection is a bare 400 that the error layer would call
+    // `invalid_json`; a path that is not UTF-8 once decoded is a bad id.
+    let Path(id) = id.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!(
+                "the document id in the path cannot be read: {}",
+                e.body_text()
+            ),
+        )
+    })?;
     let gate = state.writes.clone().lock_owned().await;
     let engine = state.engine.clone();
     let doc_id = id.clone();
@@ -574,12 +597,17 @@ pub(crate) async fn chat_completions(
         return Err(ApiError::invalid("only n = 1 is supported"));
     }
     if req.stream == Some(true) {
-        return Err(ApiError::invalid("streaming is not supported"));
+        return Err(ApiError::invalid("stream: streaming is not supported"));
     }
-    let max_tokens = req.max_completion_tokens.or(req.max_tokens).unwrap_or(16);
+    // The error names the field the client sent, not its older synonym.
+    let (field, max_tokens) = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(n), _) => ("max_completion_tokens", n),
+        (None, Some(n)) => ("max_tokens", n),
+        (None, None) => ("max_tokens", 16),
+    };
     if max_tokens == 0 || max_tokens > MAX_CHAT_TOKENS {
         return Err(ApiError::invalid(format!(
-            "max_tokens must be in 1..={MAX_CHAT_TOKENS}, got {max_tokens}"
+            "{field} must be in 1..={MAX_CHAT_TOKENS}, got {max_tokens}"
         )));
     }
     let top = req.top_logprobs.unwrap_or(0);

@@ -41,5 +41,5 @@ mod server;
 mod state;
 
 pub use error::{Error, ErrorBody, ErrorDetail, Result};
-pub use server::{runtime, serve_blocking, shutdown_signal, Server, ServerOptions};
+pub use server::{app, runtime, serve_blocking, shutdown_signal, Server, ServerOptions};
 pub use sift_engine::FILTER_POOL_FACTOR;

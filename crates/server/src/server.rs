@@ -200,6 +200,18 @@ pub fn serve_blocking(
     result
 }
 
+/// The application without a listener: every route and layer a [`Server`]
+/// serves, to be called in process (`tower::ServiceExt::oneshot`, as the
+/// fuzz tests do, thousands of requests without a socket) or nested in
+/// another axum app.
+pub fn app(engine: Arc<Engine>, options: ServerOptions) -> Router {
+    router(Arc::new(AppState::new(
+        engine,
+        options,
+        crate::openapi::render(),
+    )))
+}
+
 fn router(state: Arc<AppState>) -> Router {
     let max_body = state.options.max_body_bytes;
     let reads = Router::new()

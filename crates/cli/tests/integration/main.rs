@@ -8,5 +8,6 @@ mod llm;
 mod rescore;
 mod robustness;
 mod search;
+mod serve_crash;
 mod train;
 mod util;
