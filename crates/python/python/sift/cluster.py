@@ -384,14 +384,27 @@ class LocalCluster:
         return sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"])
 
     def kill_node(self, ip: str) -> List[int]:
-        """kill -9 every process of the node on ``ip``: its raylet and its
-        workers (the shard actors), as when the machine dies."""
-        out = subprocess.run(["pgrep", "-f", f"--node[-_]ip[-_]address={re.escape(ip)}( |$)"],
+        """kill -9 every process of the node on ``ip``, as when its machine
+        dies: the processes started for it (raylet and helpers, found by
+        their ``--node-ip-address``) and their children, the workers that
+        hold the shard actors (Ray renames those, so they are found by
+        parent)."""
+        out = subprocess.run(["pgrep", "-f", "--", f"--node[-_]ip[-_]address={re.escape(ip)}( |$)"],
                              capture_output=True, text=True)
         pids = [int(p) for p in out.stdout.split() if int(p) != os.getpid()]
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        return pids
+        family, frontier = set(pids), list(pids)
+        while frontier:
+            children = subprocess.run(["pgrep", "-P", str(frontier.pop())], capture_output=True, text=True)
+            for child in map(int, children.stdout.split()):
+                if child not in family:
+                    family.add(child)
+                    frontier.append(child)
+        for pid in family:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return sorted(family)
 
     def stop(self) -> None:
         try:
