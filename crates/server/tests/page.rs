@@ -69,7 +69,7 @@ const READ_LIST: &str = r#"
         move_class: li.querySelector('.move') ? li.querySelector('.move').className : null,
         text: q(li, '.text'), offsets: q(li, '.offsets'), title: q(li, '.hit-title'),
         bm25: q(li, '.prov-bm25'), dense: q(li, '.prov-dense'), fused: q(li, '.prov-fused'),
-        rerank: q(li, '.prov-rerank'),
+        rerank: q(li, '.prov-rerank'), rescore: q(li, '.prov-rescore'),
     }));
 "#;
 
@@ -468,6 +468,30 @@ fn the_page_searches_shows_provenance_and_movement_writes_and_reports() {
     let said = said.as_str().unwrap();
     assert!(said.contains("404 document_not_found"), "{said}");
     assert!(said.contains(new_id), "{said}");
+
+    // "prefer recent": the rule reorders the final column as POST /search
+    // does, and each hit shows its factor.
+    browser.clear("#query");
+    browser.type_into("#query", "how do I close my account");
+    browser.fill("#depth", "30");
+    browser.fill("#k", "3");
+    browser.click("#reranker option[value='none']");
+    browser.fill("#prefer-recent", "1y");
+    let before = search_seq(&browser);
+    browser.click("#search-btn");
+    wait_search(&browser, before, "the prefer-recent results");
+    let expected = search(
+        &server,
+        &json!({"query": "how do I close my account", "depth": 30, "k": 3, "rerank": false,
+                "rescore": {"rules": [{"kind": "decay", "field": "date", "origin": "newest", "scale": "1y", "weight": 0.5}]}}),
+    );
+    let shown = list(&browser, "#final-list");
+    assert_eq!(shown.iter().map(|h| h["chunk"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ids(&expected));
+    for hit in &shown {
+        let cell = hit["rescore"].as_str().unwrap_or_else(|| panic!("no rescore shown: {hit}"));
+        assert!(cell.starts_with("rescored ") && cell.contains(" × "), "{cell}");
+    }
+    browser.fill("#prefer-recent", "");
 
     browser.clear("#query");
     let before = search_seq(&browser);

@@ -161,6 +161,7 @@ function searchRequests() {
   const reranker = $("#reranker").value;
   const weight = readKnob("#stage1-weight");
   const instruction = $("#instruction").value.trim();
+  const recent = $("#prefer-recent").value.trim();
   // Stage 1 on its own: the whole fused candidate list, in its order.
   const stage1 = { query, rerank: false };
   if (depth !== undefined) {
@@ -178,8 +179,10 @@ function searchRequests() {
     final.rerank = true;
     final.reranker = reranker;
     if (weight !== undefined) final.stage1_weight = weight;
-    if (instruction) final.instruction = instruction;
   }
+  if (instruction) final.instruction = instruction;
+  // The CLI's --prefer-recent, as a rule of POST /search.
+  if (recent) final.rescore = { rules: [{ kind: "decay", field: "date", origin: "newest", scale: recent, weight: 0.5 }] };
   return { stage1, final };
 }
 
@@ -236,6 +239,8 @@ function provenance(s) {
     el("span", { class: "p prov-fused", title: "reciprocal-rank-fusion score" }, "RRF ", fmt(s.fused, 4)),
     s.rerank !== null && s.rerank !== undefined ? el("span", { class: "p prov-rerank", title: "stage-2 score: cross-encoder logit, LLM P(yes) or listwise 1/rank" }, "rerank ", signed(s.rerank, 3)) : null,
     s.blended !== null && s.blended !== undefined ? el("span", { class: "p prov-blended", title: "rank blend of stage 2 with stage 1" }, "blended ", fmt(s.blended, 4)) : null,
+    s.rescore ? el("span", { class: "p prov-rescore", title: s.rescore.factors.map((f) => `${f.rule}: ${fmt(f.factor, 3)} (${f.value ?? "no value"})`).join("\n") },
+      "rescored ", fmt(s.rescore.base, 3), s.rescore.factors.map((f) => ` ${s.rescore.combine === "sum" ? "+" : "×"} ${fmt(s.rescore.combine === "sum" ? f.factor - 1 : f.factor, 2)}`).join(""), " = ", fmt(s.rescore.score, 3)) : null,
   );
 }
 
