@@ -8,7 +8,7 @@ use sift_core::{Chunk, ChunkId, Metadata};
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::TopDocs;
 use tantivy::directory::error::LockError;
-use tantivy::query::{BooleanQuery, Bm25StatisticsProvider, Occur, Query, TermQuery};
+use tantivy::query::{Bm25StatisticsProvider, BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Schema, Value};
 use tantivy::{
     DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy,
@@ -736,7 +736,11 @@ impl Bm25StatisticsProvider for Global<'_> {
         Ok(self.stats.num_docs)
     }
     fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        match term.value().as_str().and_then(|t| self.stats.doc_freqs.get(t)) {
+        match term
+            .value()
+            .as_str()
+            .and_then(|t| self.stats.doc_freqs.get(t))
+        {
             Some(df) => Ok(*df),
             None => self.local.doc_freq(term),
         }

@@ -261,7 +261,8 @@ impl Index {
         let out = py
             .detach(|| -> sift_engine::Result<_> {
                 let r = engine.retrieve_with_stats(&query, &options, bm25_stats.as_ref())?;
-                let mut ids: Vec<ChunkId> = r.bm25.iter().chain(&r.dense).map(|(id, _)| *id).collect();
+                let mut ids: Vec<ChunkId> =
+                    r.bm25.iter().chain(&r.dense).map(|(id, _)| *id).collect();
                 ids.sort();
                 ids.dedup();
                 let chunks = engine.chunks(&ids)?;
@@ -270,7 +271,13 @@ impl Index {
                     .zip(chunks)
                     .filter_map(|(id, chunk)| {
                         chunk.map(|chunk| {
-                            (id.to_string(), Candidate { chunk, scores: Default::default() })
+                            (
+                                id.to_string(),
+                                Candidate {
+                                    chunk,
+                                    scores: Default::default(),
+                                },
+                            )
                         })
                     })
                     .collect();
@@ -411,16 +418,15 @@ impl Reranker {
         let max_length = max_length.unwrap_or(defaults.rerank.max_length);
         let model = py
             .detach(|| {
-                sift_bert::ModelFiles::resolve(&source, sift_bert::ModelRole::CrossEncoder).and_then(
-                    |files| {
+                sift_bert::ModelFiles::resolve(&source, sift_bert::ModelRole::CrossEncoder)
+                    .and_then(|files| {
                         sift_bert::CrossEncoder::load_with(
                             &files,
                             max_length,
                             defaults.rerank.batch_size,
                             precision,
                         )
-                    },
-                )
+                    })
             })
             .map_err(|e| SiftError::new_err(e.to_string()))?;
         Ok(Reranker {

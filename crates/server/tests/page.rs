@@ -486,10 +486,21 @@ fn the_page_searches_shows_provenance_and_movement_writes_and_reports() {
                 "rescore": {"rules": [{"kind": "decay", "field": "date", "origin": "newest", "scale": "1y", "weight": 0.5}]}}),
     );
     let shown = list(&browser, "#final-list");
-    assert_eq!(shown.iter().map(|h| h["chunk"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ids(&expected));
+    assert_eq!(
+        shown
+            .iter()
+            .map(|h| h["chunk"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        ids(&expected)
+    );
     for hit in &shown {
-        let cell = hit["rescore"].as_str().unwrap_or_else(|| panic!("no rescore shown: {hit}"));
-        assert!(cell.starts_with("rescored ") && cell.contains(" × "), "{cell}");
+        let cell = hit["rescore"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no rescore shown: {hit}"));
+        assert!(
+            cell.starts_with("rescored ") && cell.contains(" × "),
+            "{cell}"
+        );
     }
     browser.fill("#prefer-recent", "");
 
