@@ -12,9 +12,11 @@ mod chunker;
 mod engine;
 mod error;
 pub mod ingest;
+mod lock;
 
 pub use chunker::Chunker;
 pub use engine::{
-    Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval, SearchResponse,
+    CompactionReport, Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval,
+    SearchResponse,
 };
 pub use error::{Error, Result};
