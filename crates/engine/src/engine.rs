@@ -467,7 +467,10 @@ impl Engine {
                 }
             })?;
         }
-        self.vectors.write().expect("not poisoned").insert(&points)?;
+        self.vectors
+            .write()
+            .expect("not poisoned")
+            .insert(&points)?;
         self.save_repaired_vectors();
         Ok(())
     }

@@ -35,7 +35,9 @@ pub enum Error {
     #[error("the index at {path} is unusable: {message}")]
     IncompatibleIndex { path: PathBuf, message: String },
     /// Another process holds the index's writer lock (`sift-index.lock`).
-    #[error("the index {dir} is being written by another process ({holder}); wait for it or stop it")]
+    #[error(
+        "the index {dir} is being written by another process ({holder}); wait for it or stop it"
+    )]
     IndexBusy { dir: PathBuf, holder: String },
 }
 

@@ -44,18 +44,54 @@ fn open_reader(dir: &Path) -> Engine {
 }
 
 const TOPICS: [(&str, &str); 12] = [
-    ("billing", "Invoices are sent on the first day of each month by email."),
-    ("security", "Turn on two-factor authentication in the account settings."),
-    ("export", "You can download all your notes as a zip archive."),
-    ("close", "Closing your account deletes your notes after thirty days."),
-    ("sharing", "Share a notebook with a colleague by inviting their email address."),
-    ("offline", "The mobile app keeps recent notes available without a network connection."),
-    ("search", "Type a word in the search box to find every note that mentions it."),
-    ("tags", "Tags group notes across notebooks; add one with the hash sign."),
-    ("backup", "Nightly backups are kept for ninety days and can be restored on request."),
-    ("password", "Reset a forgotten password from the link on the sign-in page."),
-    ("storage", "Each plan includes ten gigabytes of attachment storage."),
-    ("language", "Change the interface language under preferences, then reload the page."),
+    (
+        "billing",
+        "Invoices are sent on the first day of each month by email.",
+    ),
+    (
+        "security",
+        "Turn on two-factor authentication in the account settings.",
+    ),
+    (
+        "export",
+        "You can download all your notes as a zip archive.",
+    ),
+    (
+        "close",
+        "Closing your account deletes your notes after thirty days.",
+    ),
+    (
+        "sharing",
+        "Share a notebook with a colleague by inviting their email address.",
+    ),
+    (
+        "offline",
+        "The mobile app keeps recent notes available without a network connection.",
+    ),
+    (
+        "search",
+        "Type a word in the search box to find every note that mentions it.",
+    ),
+    (
+        "tags",
+        "Tags group notes across notebooks; add one with the hash sign.",
+    ),
+    (
+        "backup",
+        "Nightly backups are kept for ninety days and can be restored on request.",
+    ),
+    (
+        "password",
+        "Reset a forgotten password from the link on the sign-in page.",
+    ),
+    (
+        "storage",
+        "Each plan includes ten gigabytes of attachment storage.",
+    ),
+    (
+        "language",
+        "Change the interface language under preferences, then reload the page.",
+    ),
 ];
 
 fn documents(version: &str) -> Vec<Document> {
@@ -307,7 +343,12 @@ fn searches_and_writes_go_on_during_a_compaction() {
         .retrieve("where are the keyboard shortcuts listed", &options)
         .unwrap()
         .dense;
-    let top = engine.chunks(&[dense[0].0]).unwrap().pop().unwrap().unwrap();
+    let top = engine
+        .chunks(&[dense[0].0])
+        .unwrap()
+        .pop()
+        .unwrap()
+        .unwrap();
     assert_eq!(top.doc_id, "late.md");
 }
 

@@ -685,9 +685,10 @@ mod tests {
         assert_eq!(remove_leftovers(&dir).unwrap(), vec![slots.saving.clone()]);
         assert_eq!(load_len(&dir), 10);
 
-        // Crashed between the renames: `.previous` is the save, kept.
+        // Crashed between the renames: `.previous` is the save to load,
+        // kept; `.saving` (complete, but never loaded) goes.
         save_until(&index_with(20, 8), &dir, Some(CrashPoint::BetweenRenames)).unwrap();
-        assert!(remove_leftovers(&dir).unwrap().is_empty());
+        assert_eq!(remove_leftovers(&dir).unwrap(), vec![slots.saving.clone()]);
         assert!(slots.previous.exists());
         assert_eq!(load_len(&dir), 10);
 
