@@ -508,10 +508,16 @@ impl Engine {
     /// first write of an engine opened to read) or [`Error::IndexBusy`].
     fn lock_writer(&self) -> Result<MutexGuard<'_, Option<WriterLock>>> {
         let mut writer = self.writer.lock().expect("not poisoned");
+        self.hold_writer_lock(&mut writer)?;
+        Ok(writer)
+    }
+
+    /// Take the cross-process writer lock into `writer` unless it is there.
+    fn hold_writer_lock(&self, writer: &mut Option<WriterLock>) -> Result<()> {
         if writer.is_none() {
             *writer = Some(WriterLock::acquire(&self.dir)?);
         }
-        Ok(writer)
+        Ok(())
     }
 
     /// Index documents: new ids are added, changed documents have their
@@ -527,7 +533,10 @@ impl Engine {
         documents: &[Document],
         progress: impl FnMut(IndexProgress),
     ) -> Result<IndexReport> {
-        let _writer = self.lock_writer()?;
+        // The cross-process lock is taken below, only when something is to
+        // be written: checking that a corpus is indexed (`sift eval` on a
+        // complete index) reads, and may run beside another writer.
+        let mut writer = self.writer.lock().expect("not poisoned");
         let chunker = Chunker::new(self.bi_encoder.tokenizer(), &self.meta.chunking);
         let mut report = IndexReport::default();
         // The last occurrence of an id wins, as if the documents were indexed one by one.
@@ -548,6 +557,9 @@ impl Engine {
             }
         }
         changed.reverse();
+        if !changed.is_empty() {
+            self.hold_writer_lock(&mut writer)?;
+        }
         let embed = |group: &[Chunk]| -> Result<Vec<Vec<f32>>> {
             let passages: Vec<String> = group.iter().map(Chunk::passage).collect();
             Ok(self.bi_encoder.embed(&passages)?)

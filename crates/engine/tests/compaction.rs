@@ -382,6 +382,9 @@ fn one_writer_at_a_time() {
 
     let reader = open_reader(dir.path());
     assert_eq!(reader.stats().unwrap().chunks, 12);
+    // Checking that documents are indexed writes nothing: no lock needed.
+    let unchanged = reader.index(&documents("(v1)"), |_| {}).unwrap();
+    assert_eq!(unchanged.documents_unchanged, 12);
     for err in [
         reader.delete("billing.md").unwrap_err(),
         reader.index(&documents("(v3)"), |_| {}).unwrap_err(),
