@@ -238,6 +238,19 @@ bench-growth *args: fetch-models
     cargo build --release -p sift-bench --bin sift-growth
     ./target/release/sift-growth --index indexes/scifact --dataset {{scifact}} --cross-encoder data/rerankers/sift-minilm-l6-scifact {{args}}
 
+# Ten rounds of rewriting a different 20 % of SciFact's documents (real
+# text plus a "Revision R." sentence, re-embedded through Engine::index):
+# live chunks, HNSW points, dead share, vectors/ size, stage-1 latency of
+# the 300 test queries (HNSW alone and the whole retrieve) and recall@10
+# per round, then after one compaction. The first run indexes SciFact into
+# target/bench/compaction-base (kept for the next). JSON in
+# target/bench/compaction.json. Extra flags go to sift-compaction (--help),
+# e.g. `just bench-compaction --auto-compact 0.3` to compact whenever a
+# round passes the threshold, as `sift serve` would (compaction-auto.json).
+bench-compaction *args: fetch-models
+    cargo build --release -p sift-bench --bin sift-compaction
+    ./target/release/sift-compaction --dataset {{scifact}} --bi-encoder {{models}}/all-MiniLM-L6-v2 {{args}}
+
 # Resident memory of `sift serve` on indexes/scifact (stage-1 searches of
 # the first 100 queries); JSON in target/bench/serve-rss.json. Arguments for
 # `sift serve` go after `--`, e.g.

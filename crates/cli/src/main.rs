@@ -45,6 +45,11 @@ enum Command {
     Search(SearchArgs),
     /// Counts and sizes of the index.
     Stats,
+    /// Rebuild the HNSW graph without the points of replaced and deleted
+    /// chunks (from the stored vectors; nothing is re-embedded). `sift
+    /// serve` and `sift index` do it on their own past
+    /// `index.compact_dead_ratio`; this does it now, at any ratio.
+    Compact,
     /// Measure HNSW recall@k against exact search.
     CheckHnsw {
         /// Queries to embed (a BEIR queries.jsonl); without it, stored chunk
@@ -224,7 +229,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index { path } => index(&settings, &path),
         Command::Delete { doc_id } => {
-            let engine = open(&settings, false)?;
+            let engine = Engine::builder(settings.index())
+                .config(settings.load()?)
+                .writable(true)
+                .load_reranker(false)
+                .open()?;
             if engine.delete(&doc_id)? {
                 println!("deleted {doc_id}");
                 Ok(())
@@ -251,6 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&engine.stats()?)?);
             Ok(())
         }
+        Command::Compact => compact(&settings),
         Command::CheckHnsw { queries, sample, k } => {
             let engine = open(&settings, false)?;
             let texts: Vec<String> = match &queries {
@@ -321,6 +331,14 @@ fn index(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
         bar.set_position(p.chunks_done as u64);
     })?;
     bar.finish_and_clear();
+    if engine.needs_compaction() {
+        let report = compact_with_spinner(&engine)?;
+        println!(
+            "compacted the vector index (dead points past index.compact_dead_ratio = {}): {}",
+            engine.config().index.compact_dead_ratio,
+            describe_compaction(&report)
+        );
+    }
     let stats = engine.stats()?;
     println!(
         "indexed {} documents ({} new or changed, {} unchanged, {} empty) into {} chunks in {:.1}s; index holds {} documents, {} chunks",
@@ -334,4 +352,44 @@ fn index(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
         stats.chunks
     );
     Ok(())
+}
+
+fn compact(settings: &Settings) -> anyhow::Result<()> {
+    let engine = Engine::builder(settings.index())
+        .config(settings.load()?)
+        .writable(true)
+        .load_reranker(false)
+        .open()?;
+    let report = compact_with_spinner(&engine)?;
+    let stats = engine.stats()?;
+    println!(
+        "compacted {}: {}; {} live chunks",
+        settings.index().display(),
+        describe_compaction(&report),
+        stats.chunks
+    );
+    Ok(())
+}
+
+/// Compact with a spinner on the terminal: a large graph takes minutes.
+fn compact_with_spinner(engine: &Engine) -> anyhow::Result<sift_engine::CompactionReport> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("rebuilding the vector index from the stored vectors");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let report = engine.compact();
+    spinner.finish_and_clear();
+    Ok(report?)
+}
+
+fn describe_compaction(r: &sift_engine::CompactionReport) -> String {
+    format!(
+        "{} → {} graph points, dead {:.1}% → {:.1}%, in {:.1}s (build {:.1}s, catch-up + save + swap {:.2}s)",
+        r.points_before,
+        r.points_after,
+        r.dead_ratio_before * 100.0,
+        r.dead_ratio_after * 100.0,
+        (r.build + r.swap).as_secs_f64(),
+        r.build.as_secs_f64(),
+        r.swap.as_secs_f64()
+    )
 }

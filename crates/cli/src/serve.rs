@@ -52,6 +52,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::builder(settings.index())
         .config(settings.load()?)
         .create_if_missing(args.create)
+        .writable(true)
         .load_reranker(true)
         .open()?;
     if let Err(why) = engine.reranker_status() {

@@ -72,6 +72,12 @@ pub struct Settings {
     /// Chunks written between index commits (a crash loses at most this many).
     #[arg(long, global = true, help_heading = "Indexing")]
     pub commit_every: Option<usize>,
+    /// Rebuild the HNSW graph once this share of its points is dead
+    /// (replaced or deleted chunks), after `sift index` and each write to
+    /// `sift serve`; 0 never does it on its own (`sift compact` does it by
+    /// hand) [default: config index.compact_dead_ratio, 0.3].
+    #[arg(long, global = true, value_name = "RATIO", help_heading = "Indexing")]
+    pub compact_dead_ratio: Option<f64>,
 
     /// HNSW links per node.
     #[arg(long, global = true, help_heading = "HNSW")]
@@ -168,6 +174,10 @@ impl Settings {
         set(&mut config.chunking.max_tokens, self.chunk_tokens);
         set(&mut config.chunking.overlap_tokens, self.chunk_overlap);
         set(&mut config.index.commit_every_chunks, self.commit_every);
+        set(
+            &mut config.index.compact_dead_ratio,
+            self.compact_dead_ratio,
+        );
         set(&mut config.hnsw.m, self.hnsw_m);
         set(&mut config.hnsw.ef_construction, self.hnsw_ef_construction);
         set(&mut config.hnsw.ef_search, self.hnsw_ef_search);

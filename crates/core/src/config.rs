@@ -247,12 +247,26 @@ pub struct IndexingConfig {
     /// Chunks written between commits (at document boundaries). A crash
     /// loses at most this much work; the index stays at its last commit.
     pub commit_every_chunks: usize,
+    /// Rebuild the HNSW graph from the stored vectors once this share of
+    /// its points belongs to replaced or deleted chunks (hnsw_rs cannot
+    /// remove a point, so they pile up with every rewrite). Checked by
+    /// `sift serve` after each write and by `sift index` when it is done;
+    /// `sift compact` runs it by hand at any ratio. `0` turns the automatic
+    /// compaction off. Dead points cost memory, disk and search time (the
+    /// graph walk steps over them), a rebuild costs the CPU of indexing the
+    /// live vectors again (no re-embedding).
+    pub compact_dead_ratio: f64,
 }
+
+/// Dead points may make up to 30 % of the graph before it is rebuilt: the
+/// graph is then at most ~1.4× its compacted size.
+pub const DEFAULT_COMPACT_DEAD_RATIO: f64 = 0.3;
 
 impl Default for IndexingConfig {
     fn default() -> Self {
         IndexingConfig {
             commit_every_chunks: 4096,
+            compact_dead_ratio: DEFAULT_COMPACT_DEAD_RATIO,
         }
     }
 }
@@ -263,6 +277,12 @@ impl IndexingConfig {
             return Err(Error::InvalidSetting(
                 "index.commit_every_chunks must be at least 1".into(),
             ));
+        }
+        if !(0.0..1.0).contains(&self.compact_dead_ratio) {
+            return Err(Error::InvalidSetting(format!(
+                "index.compact_dead_ratio must be at least 0 (0: never compact automatically) and below 1 (got {})",
+                self.compact_dead_ratio
+            )));
         }
         Ok(())
     }
@@ -761,5 +781,26 @@ mod tests {
         assert!(validate_query("   ").is_err());
         assert!(validate_query(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
         assert!(validate_query("what happens to my data").is_ok());
+    }
+
+    /// 0 (off) and ratios below 1 are accepted; a negative, NaN or ≥ 1
+    /// ratio is refused with the key's name.
+    #[test]
+    fn compact_dead_ratio_is_checked() {
+        assert_eq!(
+            Config::default().index.compact_dead_ratio,
+            DEFAULT_COMPACT_DEAD_RATIO
+        );
+        for ok in ["0", "0.0", "0.5", "0.99"] {
+            let config: Config =
+                toml::from_str(&format!("[index]\ncompact_dead_ratio = {ok}\n")).unwrap();
+            config.validate().unwrap();
+        }
+        for bad in ["-0.1", "1.0", "2", "nan"] {
+            let config: Config =
+                toml::from_str(&format!("[index]\ncompact_dead_ratio = {bad}\n")).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("index.compact_dead_ratio"), "{bad}: {err}");
+        }
     }
 }

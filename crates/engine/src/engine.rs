@@ -1,4 +1,5 @@
 use crate::chunker::Chunker;
+use crate::lock::WriterLock;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, ModelRole};
@@ -16,7 +17,7 @@ use sift_rerank::{
 use sift_vector::VectorIndex;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// With a metadata filter, fusion keeps this many times `depth` candidates
@@ -30,6 +31,10 @@ const VECTORS_DIR: &str = "vectors";
 /// 2: chunks carry their heading path (`section`), and a text file's
 /// offsets are into the whole file.
 const FORMAT_VERSION: u32 = 2;
+/// Stored vectors inserted into a graph being rebuilt per batch: bounds the
+/// copies held at once (4096 × 384 floats = 6 MB) while keeping hnsw_rs's
+/// parallel insert busy.
+const COMPACT_BATCH: usize = 4096;
 
 /// What an index was built with; checked on every open.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,6 +50,7 @@ pub struct EngineBuilder {
     dir: PathBuf,
     config: Config,
     create_if_missing: bool,
+    writable: bool,
     load_reranker: bool,
 }
 
@@ -54,9 +60,21 @@ impl EngineBuilder {
         self
     }
 
-    /// Create an empty index when `dir` has none (for indexing).
+    /// Create an empty index when `dir` has none (for indexing). Implies
+    /// [`writable`](Self::writable).
     pub fn create_if_missing(mut self, yes: bool) -> Self {
         self.create_if_missing = yes;
+        self
+    }
+
+    /// Take the index's writer lock (`sift-index.lock`) at open and hold it
+    /// while the engine lives, so that a second writer (another `sift
+    /// index`, a `sift serve`) is refused at once with
+    /// [`Error::IndexBusy`] rather than when it first writes. An engine
+    /// opened without it still takes the lock at its first write (and
+    /// keeps it); opening to read takes none.
+    pub fn writable(mut self, yes: bool) -> Self {
+        self.writable = yes;
         self
     }
 
@@ -120,10 +138,40 @@ pub struct IndexStats {
     pub chunks: u64,
     /// Points in the HNSW graph, including those of deleted chunks.
     pub vector_points: usize,
+    /// Points of replaced or deleted chunks (hnsw_rs cannot remove a
+    /// point); [`Engine::compact`] drops them.
+    pub dead_points: usize,
+    /// `dead_points / vector_points` (0 for an empty graph), the figure
+    /// `index.compact_dead_ratio` is compared with.
+    pub dead_ratio: f64,
     pub lexical_bytes: u64,
     pub embedding_dim: usize,
     pub bi_encoder: String,
     pub reranker: Option<String>,
+}
+
+/// What [`Engine::compact`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompactionReport {
+    /// Graph points before and after.
+    pub points_before: usize,
+    pub points_after: usize,
+    /// `dead_points / vector_points` before and after.
+    pub dead_ratio_before: f64,
+    pub dead_ratio_after: f64,
+    /// Chunks committed while the new graph was being built, added to it
+    /// before the swap.
+    pub caught_up: usize,
+    /// Building the new graph (searches and writes went on meanwhile).
+    #[serde(serialize_with = "seconds")]
+    pub build: Duration,
+    /// Catching up, saving and swapping (writes waited meanwhile).
+    #[serde(serialize_with = "seconds")]
+    pub swap: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// The retrieval engine over one index directory.
@@ -158,8 +206,12 @@ pub struct Engine {
     gguf: OnceLock<std::result::Result<Arc<GgufModel>, String>>,
     /// The LLM rerankers' model (`rerank.llm.backend`), made on first use.
     llm: OnceLock<std::result::Result<Arc<dyn LanguageModel>, String>>,
-    /// One writer at a time within the process (tantivy locks across processes).
-    write_lock: Mutex<()>,
+    /// One writer at a time: within the process, this mutex; across
+    /// processes, the [`WriterLock`] inside it, taken at open by a writable
+    /// engine, otherwise at the first write, and then kept.
+    writer: Mutex<Option<WriterLock>>,
+    /// One compaction at a time (it takes `writer` only for its last step).
+    compaction: Mutex<()>,
 }
 
 impl Engine {
@@ -168,6 +220,7 @@ impl Engine {
             dir: dir.into(),
             config: Config::default(),
             create_if_missing: false,
+            writable: false,
             load_reranker: true,
         }
     }
@@ -180,6 +233,14 @@ impl Engine {
         if existing.is_none() && !b.create_if_missing {
             return Err(Error::NoIndex(dir));
         }
+        // Before anything is written (or a model loaded): a second writer
+        // learns at once that it must wait.
+        let writer = if b.writable || b.create_if_missing {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            Some(WriterLock::acquire(&dir)?)
+        } else {
+            None
+        };
         let files = ModelFiles::resolve(&b.config.models.bi_encoder, ModelRole::BiEncoder)?;
         let bi_encoder = BiEncoder::load_with(
             &files,
@@ -240,6 +301,17 @@ impl Engine {
         } else {
             (None, None)
         };
+        if writer.is_some() {
+            // Only the writer may: a reader could delete a save in progress.
+            match VectorIndex::remove_save_leftovers(&dir.join(VECTORS_DIR)) {
+                Ok(removed) => {
+                    for folder in removed {
+                        tracing::info!(folder = %folder.display(), "removed what an interrupted vector save left");
+                    }
+                }
+                Err(e) => tracing::warn!("could not remove an interrupted vector save: {e}"),
+            }
+        }
         let vectors = load_vectors(&dir, &b.config, meta.embedding_dim);
         let engine = Engine {
             dir,
@@ -253,7 +325,8 @@ impl Engine {
             reranker_missing,
             gguf: OnceLock::new(),
             llm: OnceLock::new(),
-            write_lock: Mutex::new(()),
+            writer: Mutex::new(writer),
+            compaction: Mutex::new(()),
         };
         engine.refresh_live()?;
         engine.repair_vectors()?;
@@ -400,11 +473,55 @@ impl Engine {
                 }
             })?;
         }
-        let mut vectors = self.vectors.write().expect("not poisoned");
-        vectors.insert(&points)?;
-        if let Err(e) = vectors.save(&self.dir.join(VECTORS_DIR)) {
-            // Not fatal: the graph is repaired in memory and will be again.
+        self.vectors
+            .write()
+            .expect("not poisoned")
+            .insert(&points)?;
+        self.save_repaired_vectors();
+        Ok(())
+    }
+
+    /// Save the graph `repair_vectors` completed, if this process holds the
+    /// writer lock or can take it for the save: a reader beside a writer
+    /// (`sift search` while `sift index` runs) keeps its repair in memory,
+    /// so it never saves over the writer's graph. Failing to save is not
+    /// fatal: the next open repairs again.
+    fn save_repaired_vectors(&self) {
+        let writer = self.writer.lock().expect("not poisoned");
+        // Held until the save is done; a reader lets go of it right after.
+        let _borrowed = match writer.as_ref() {
+            Some(_) => None,
+            None => match WriterLock::try_acquire(&self.dir) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => {
+                    tracing::info!(
+                        "another process is writing the index: the repaired vector index stays in memory"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::info!("the repaired vector index stays in memory: {e}");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self.save_vectors() {
             tracing::warn!("could not save the repaired vector index: {e}");
+        }
+    }
+
+    /// The write mutex, with the cross-process writer lock taken (at the
+    /// first write of an engine opened to read) or [`Error::IndexBusy`].
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Option<WriterLock>>> {
+        let mut writer = self.writer.lock().expect("not poisoned");
+        self.hold_writer_lock(&mut writer)?;
+        Ok(writer)
+    }
+
+    /// Take the cross-process writer lock into `writer` unless it is there.
+    fn hold_writer_lock(&self, writer: &mut Option<WriterLock>) -> Result<()> {
+        if writer.is_none() {
+            *writer = Some(WriterLock::acquire(&self.dir)?);
         }
         Ok(())
     }
@@ -422,7 +539,10 @@ impl Engine {
         documents: &[Document],
         progress: impl FnMut(IndexProgress),
     ) -> Result<IndexReport> {
-        let _writer = self.write_lock.lock().expect("not poisoned");
+        // The cross-process lock is taken below, only when something is to
+        // be written: checking that a corpus is indexed (`sift eval` on a
+        // complete index) reads, and may run beside another writer.
+        let mut writer = self.writer.lock().expect("not poisoned");
         let chunker = Chunker::new(self.bi_encoder.tokenizer(), &self.meta.chunking);
         let mut report = IndexReport::default();
         // The last occurrence of an id wins, as if the documents were indexed one by one.
@@ -443,6 +563,9 @@ impl Engine {
             }
         }
         changed.reverse();
+        if !changed.is_empty() {
+            self.hold_writer_lock(&mut writer)?;
+        }
         let embed = |group: &[Chunk]| -> Result<Vec<Vec<f32>>> {
             let passages: Vec<String> = group.iter().map(Chunk::passage).collect();
             Ok(self.bi_encoder.embed(&passages)?)
@@ -465,7 +588,7 @@ impl Engine {
         chunks: Vec<(Chunk, Vec<f32>)>,
         progress: impl FnMut(IndexProgress),
     ) -> Result<IndexReport> {
-        let _writer = self.write_lock.lock().expect("not poisoned");
+        let _writer = self.lock_writer()?;
         {
             let vectors = self.vectors.read().expect("not poisoned");
             for (chunk, vector) in &chunks {
@@ -573,15 +696,127 @@ impl Engine {
 
     /// Remove a document's chunks; `false` when no such document was indexed.
     pub fn delete(&self, doc_id: &str) -> Result<bool> {
-        let _writer = self.write_lock.lock().expect("not poisoned");
+        let _writer = self.lock_writer()?;
         if self.lexical.document_chunk_ids(doc_id)?.is_empty() {
             return Ok(false);
         }
         self.lexical.delete_document(doc_id)?;
         self.lexical.commit()?;
-        // The graph keeps the points; the live set hides them.
+        // The graph keeps the points; the live set hides them (until
+        // `compact`).
         self.refresh_live()?;
         Ok(true)
+    }
+
+    /// Whether the graph's dead points have reached `index.compact_dead_ratio`
+    /// (never when it is 0, or when there is no dead point).
+    pub fn needs_compaction(&self) -> bool {
+        let threshold = self.config.index.compact_dead_ratio;
+        let (points, dead) = self.point_counts();
+        threshold > 0.0 && dead > 0 && dead_ratio(points, dead) >= threshold
+    }
+
+    /// Graph points and how many of them are dead. Every live chunk is in
+    /// the graph (commits insert it, opening repairs it), so the dead are
+    /// the rest.
+    fn point_counts(&self) -> (usize, usize) {
+        let points = self.vectors.read().expect("not poisoned").len();
+        let live = self.live().len();
+        (points, points.saturating_sub(live))
+    }
+
+    /// Rebuild the HNSW graph from the live chunks' stored vectors (read
+    /// from the lexical index, never re-embedded), dropping the points of
+    /// replaced and deleted chunks, save it and swap it in.
+    ///
+    /// Searches are never held up: they use the old graph while the new one
+    /// is built without any lock, and wait only for the pointer swap.
+    /// Writers are not held off during the build either: a rebuild takes as
+    /// long as indexing the vectors again (seconds to minutes), too long for
+    /// a `POST /documents` to wait. Instead the build works on a snapshot
+    /// of the committed chunks, and then, under the write lock, the chunks
+    /// committed meanwhile are read by id and added (the delta is what was
+    /// written during the build, small next to the graph); chunks deleted
+    /// meanwhile stay as dead points, filtered like any other. The save
+    /// happens under the write lock too, so no writer's save can interleave
+    /// with it, and before the swap: if it fails, the old graph stays in
+    /// memory and on disk. The save is atomic ([`VectorIndex::save`]): a
+    /// crash at any point leaves the old or the new graph loadable, and
+    /// either agrees with the lexical index after the repair on open.
+    ///
+    /// Needs the writer lock (taken here if the engine does not hold it
+    /// yet). The old and the new graph are in memory together until the
+    /// swap. One compaction runs at a time; a second call waits for it.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        let _compacting = self.compaction.lock().expect("not poisoned");
+        // Fail before the work when another process owns the index.
+        drop(self.lock_writer()?);
+        let (points_before, dead_before) = self.point_counts();
+        let started = Instant::now();
+
+        let hnsw = &self.config.hnsw;
+        let expected = self.live().len();
+        let mut fresh = VectorIndex::new(self.meta.embedding_dim, hnsw, expected);
+        let mut batch: Vec<(ChunkId, Vec<f32>)> = Vec::with_capacity(COMPACT_BATCH);
+        let mut failed: Option<sift_vector::Error> = None;
+        self.lexical.for_each_vector(|id, vector| {
+            if failed.is_some() {
+                return;
+            }
+            batch.push((id, vector));
+            if batch.len() == COMPACT_BATCH {
+                if let Err(e) = fresh.insert(&batch) {
+                    failed = Some(e);
+                }
+                batch.clear();
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        fresh.insert(&batch)?;
+        drop(batch);
+        let build = started.elapsed();
+
+        let swap_started = Instant::now();
+        let writer = self.lock_writer()?;
+        let live = self.live();
+        let missing: Vec<ChunkId> = live
+            .iter()
+            .filter(|id| !fresh.contains(**id))
+            .copied()
+            .collect();
+        let caught_up: Vec<(ChunkId, Vec<f32>)> = missing
+            .iter()
+            .zip(self.lexical.vectors(&missing)?)
+            .filter_map(|(id, vector)| vector.map(|v| (*id, v)))
+            .collect();
+        fresh.insert(&caught_up)?;
+        fresh.save(&self.dir.join(VECTORS_DIR))?;
+        let points_after = fresh.len();
+        let old = std::mem::replace(&mut *self.vectors.write().expect("not poisoned"), fresh);
+        drop(writer);
+        // Freed outside every lock: dropping a large graph takes a moment.
+        drop(old);
+        let (_, dead_after) = self.point_counts();
+        let report = CompactionReport {
+            points_before,
+            points_after,
+            dead_ratio_before: dead_ratio(points_before, dead_before),
+            dead_ratio_after: dead_ratio(points_after, dead_after),
+            caught_up: caught_up.len(),
+            build,
+            swap: swap_started.elapsed(),
+        };
+        tracing::info!(
+            points_before,
+            points_after,
+            caught_up = report.caught_up,
+            build_secs = build.as_secs_f64(),
+            swap_secs = report.swap.as_secs_f64(),
+            "vector index compacted"
+        );
+        Ok(report)
     }
 
     /// Stage 1: BM25 and dense retrieval, fused by RRF, chunks fetched.
@@ -838,10 +1073,13 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Result<IndexStats> {
+        let (vector_points, dead_points) = self.point_counts();
         Ok(IndexStats {
             documents: self.lexical.num_documents()?,
             chunks: self.lexical.num_chunks(),
-            vector_points: self.vectors.read().expect("not poisoned").len(),
+            vector_points,
+            dead_points,
+            dead_ratio: dead_ratio(vector_points, dead_points),
             lexical_bytes: self.lexical.disk_bytes()?,
             embedding_dim: self.meta.embedding_dim,
             bi_encoder: self.meta.bi_encoder.clone(),
@@ -925,6 +1163,15 @@ fn load_vectors(dir: &Path, config: &Config, dim: usize) -> VectorIndex {
             tracing::warn!("vector index unusable ({e}): rebuilding it from the stored vectors");
             VectorIndex::new(dim, &config.hnsw, 0)
         }
+    }
+}
+
+/// Share of the graph's points that are dead (0 for an empty graph).
+fn dead_ratio(points: usize, dead: usize) -> f64 {
+    if points == 0 {
+        0.0
+    } else {
+        dead as f64 / points as f64
     }
 }
 

@@ -34,6 +34,11 @@ pub enum Error {
     NoIndex(PathBuf),
     #[error("the index at {path} is unusable: {message}")]
     IncompatibleIndex { path: PathBuf, message: String },
+    /// Another process holds the index's writer lock (`sift-index.lock`).
+    #[error(
+        "the index {dir} is being written by another process ({holder}); wait for it or stop it"
+    )]
+    IndexBusy { dir: PathBuf, holder: String },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -12,11 +12,12 @@ mod chunker;
 mod engine;
 mod error;
 pub mod ingest;
+mod lock;
 
 pub use chunker::Chunker;
 pub use engine::{
-    Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval, SearchResponse,
-    FILTER_POOL_FACTOR,
+    CompactionReport, Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval,
+    SearchResponse, FILTER_POOL_FACTOR,
 };
 pub use error::{Error, Result};
 pub use sift_lexical::Bm25Stats;

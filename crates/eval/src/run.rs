@@ -841,9 +841,13 @@ fn open_index(
         tracing::info!("deleting {} (--reindex)", dir.display());
         std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    // An existing index is opened to read: when the corpus is indexed
+    // already nothing is written, so no writer lock is needed and the eval
+    // may run beside a `sift serve` of the same index. The engine takes the
+    // lock at its first write if something has to be (re)indexed.
     let engine = Engine::builder(dir)
         .config(options.config.clone())
-        .create_if_missing(true)
+        .create_if_missing(!dir.join("sift-index.json").is_file())
         .load_reranker(options.config.search.rerank)
         .open()?;
     let held = engine.stats()?.documents as usize;

@@ -321,6 +321,34 @@ impl LexicalIndex {
 
     /// Fetch chunks by id, in the order asked; ids not live are `None`.
     pub fn chunks(&self, ids: &[ChunkId]) -> Result<Vec<Option<Chunk>>> {
+        self.stored_by_id(ids, |doc| self.decode_chunk(doc))
+    }
+
+    /// Fetch chunks' stored embeddings by id, in the order asked; ids not
+    /// live are `None`. For a handful of ids (what changed while a graph
+    /// was rebuilt); [`for_each_vector`](Self::for_each_vector) reads all.
+    pub fn vectors(&self, ids: &[ChunkId]) -> Result<Vec<Option<Vec<f32>>>> {
+        self.stored_by_id(ids, |doc| {
+            let id = doc
+                .get_first(self.fields.chunk_id)
+                .and_then(|v| v.as_u64())
+                .map(ChunkId)
+                .ok_or_else(|| self.corrupt("a stored chunk has no chunk_id".into()))?;
+            let bytes = doc
+                .get_first(self.fields.vector)
+                .and_then(|v| v.as_bytes())
+                .ok_or_else(|| self.corrupt(format!("chunk {id} has no vector")))?;
+            self.decode_vector(id, bytes)
+        })
+    }
+
+    /// Look each id up in the `chunk_id` postings of the current searcher
+    /// and decode its live stored document with `decode`.
+    fn stored_by_id<T>(
+        &self,
+        ids: &[ChunkId],
+        decode: impl Fn(&TantivyDocument) -> Result<T>,
+    ) -> Result<Vec<Option<T>>> {
         let searcher = self.reader.searcher();
         let postings = searcher
             .segment_readers()
@@ -344,7 +372,7 @@ impl LexicalIndex {
                     if !segment.is_deleted(doc) {
                         let stored: TantivyDocument =
                             searcher.doc(DocAddress::new(ord as u32, doc))?;
-                        out.push(Some(self.decode_chunk(&stored)?));
+                        out.push(Some(decode(&stored)?));
                         continue 'ids;
                     }
                     doc = docs.advance();

@@ -478,6 +478,28 @@ fn vectors_round_trip_exactly() {
     assert!(seen[&c.id].is_empty());
 }
 
+/// `vectors` finds ids across segments, in the order asked, and gives
+/// `None` for a deleted chunk and an unknown id.
+#[test]
+fn vectors_by_id_match_the_stored_ones() {
+    let (_dir, index) = new_index();
+    let a = chunk("a", 0, "", "first");
+    let b = chunk("b", 0, "", "second");
+    let c = chunk("c", 0, "", "the third, longer");
+    index.add(&a, &vector_of(&a)).unwrap();
+    index.add(&b, &vector_of(&b)).unwrap();
+    index.commit().unwrap();
+    index.add(&c, &vector_of(&c)).unwrap();
+    index.delete_document("b").unwrap();
+    index.commit().unwrap();
+
+    let got = index.vectors(&[c.id, ChunkId(7), b.id, a.id]).unwrap();
+    assert_eq!(got[0].as_deref(), Some(vector_of(&c).as_slice()));
+    assert_eq!(got[1], None, "unknown id");
+    assert_eq!(got[2], None, "deleted chunk");
+    assert_eq!(got[3].as_deref(), Some(vector_of(&a).as_slice()));
+}
+
 #[test]
 fn open_reports_missing_and_corrupt_indexes() {
     let dir = tempfile::tempdir().unwrap();

@@ -494,8 +494,8 @@ pub struct HealthResponse {
 pub struct StatsResponse {
     pub documents: u64,
     pub chunks: u64,
-    /// Points in the HNSW graph, including those of deleted chunks (the
-    /// graph is rebuilt without them on a later open).
+    /// Points in the HNSW graph, including those of replaced or deleted
+    /// chunks (until a compaction drops them).
     pub vector_points: usize,
     /// Size of the tantivy index (BM25 and stored chunks) on disk.
     pub lexical_bytes: u64,
@@ -505,10 +505,42 @@ pub struct StatsResponse {
     pub reranker: Option<String>,
     /// Why no cross-encoder is loaded, or `null`.
     pub reranker_unavailable: Option<String>,
+    /// Points of replaced or deleted chunks among `vector_points`.
+    pub dead_points: usize,
+    /// `dead_points / vector_points` (0 for an empty graph).
+    pub dead_ratio: f64,
+    /// Background compaction, which rebuilds the graph without the dead
+    /// points once `dead_ratio` reaches the threshold.
+    pub compaction: CompactionStatus,
     /// What `POST /search` uses for the knobs a request leaves out.
     pub defaults: SearchDefaults,
     /// Whether `GET /eval/runs` has a folder to list (`--eval-dir`).
     pub eval_dir: bool,
+}
+
+/// The last background compaction, as `GET /stats` shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LastCompaction {
+    /// Graph points before and after (`null` after when it failed).
+    pub points_before: usize,
+    pub points_after: Option<usize>,
+    pub seconds: f64,
+    /// When it finished, in seconds since the Unix epoch.
+    pub finished_unix: u64,
+    /// Why it failed, or `null`.
+    pub error: Option<String>,
+}
+
+/// `GET /stats`' view of background compaction.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CompactionStatus {
+    /// `index.compact_dead_ratio` (0: never compacts on its own).
+    pub dead_ratio_threshold: f64,
+    pub running: bool,
+    /// Background compactions finished since the server started.
+    pub completed: u64,
+    pub failed: u64,
+    pub last: Option<LastCompaction>,
 }
 
 /// The server's search defaults (config `search.*`).

@@ -364,6 +364,9 @@ pub(crate) async fn add_documents(
         .metrics
         .documents_written
         .inc_by(report.documents_written as u64);
+    if report.documents_written > 0 {
+        state.compact_if_needed();
+    }
     Ok(Json(DocumentsResponse {
         documents_written: report.documents_written,
         documents_unchanged: report.documents_unchanged,
@@ -418,6 +421,7 @@ pub(crate) async fn delete_document(
         ));
     }
     state.metrics.documents_deleted.inc();
+    state.compact_if_needed();
     Ok(Json(DeleteResponse { id, deleted: true }))
 }
 
@@ -462,6 +466,9 @@ pub(crate) async fn stats(State(state): Shared) -> Result<Json<StatsResponse>, A
         documents: stats.documents,
         chunks: stats.chunks,
         vector_points: stats.vector_points,
+        dead_points: stats.dead_points,
+        dead_ratio: stats.dead_ratio,
+        compaction: state.compactor.status(&state.engine),
         lexical_bytes: stats.lexical_bytes,
         embedding_dim: stats.embedding_dim,
         bi_encoder: stats.bi_encoder,

@@ -29,6 +29,7 @@
 //! ```
 
 mod api;
+mod compaction;
 mod error;
 mod eval_runs;
 mod handlers;

@@ -20,9 +20,14 @@ pub(crate) struct Metrics {
     pub inference_running: IntGauge,
     pub documents_written: IntCounter,
     pub documents_deleted: IntCounter,
+    /// Background compactions by result (`ok`, `error`).
+    pub compactions: IntCounterVec,
+    pub compaction_running: IntGauge,
+    pub compaction_seconds: prometheus::Histogram,
     index_documents: IntGauge,
     index_chunks: IntGauge,
     index_vector_points: IntGauge,
+    index_dead_points: IntGauge,
     index_lexical_bytes: IntGauge,
 }
 
@@ -62,6 +67,23 @@ impl Metrics {
             .buckets(buckets),
         )
         .expect("valid metric");
+        let compactions = IntCounterVec::new(
+            Opts::new(
+                "sift_compactions_total",
+                "Background compactions of the HNSW graph, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        // 10 ms … ~2 h: a demo index to a large one on a busy core.
+        let compaction_seconds = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "sift_compaction_duration_seconds",
+                "Time a background compaction took (build, catch-up, save, swap)",
+            )
+            .buckets(exponential_buckets(0.01, 4.0, 10).expect("valid buckets")),
+        )
+        .expect("valid metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let metrics = Metrics {
@@ -82,11 +104,21 @@ impl Metrics {
                 "sift_documents_deleted_total",
                 "Documents deleted through DELETE /documents/{id}",
             ),
+            compactions,
+            compaction_running: gauge(
+                "sift_compaction_running",
+                "1 while a background compaction of the HNSW graph runs",
+            ),
+            compaction_seconds,
             index_documents: gauge("sift_index_documents", "Documents in the index"),
             index_chunks: gauge("sift_index_chunks", "Chunks in the index"),
             index_vector_points: gauge(
                 "sift_index_vector_points",
                 "Points in the HNSW graph, deleted chunks' included",
+            ),
+            index_dead_points: gauge(
+                "sift_index_dead_points",
+                "Points in the HNSW graph of replaced or deleted chunks",
             ),
             index_lexical_bytes: gauge(
                 "sift_index_lexical_bytes",
@@ -104,9 +136,13 @@ impl Metrics {
             Box::new(metrics.inference_running.clone()),
             Box::new(metrics.documents_written.clone()),
             Box::new(metrics.documents_deleted.clone()),
+            Box::new(metrics.compactions.clone()),
+            Box::new(metrics.compaction_running.clone()),
+            Box::new(metrics.compaction_seconds.clone()),
             Box::new(metrics.index_documents.clone()),
             Box::new(metrics.index_chunks.clone()),
             Box::new(metrics.index_vector_points.clone()),
+            Box::new(metrics.index_dead_points.clone()),
             Box::new(metrics.index_lexical_bytes.clone()),
         ];
         for c in collectors {
@@ -145,6 +181,7 @@ impl Metrics {
         self.index_documents.set(stats.documents as i64);
         self.index_chunks.set(stats.chunks as i64);
         self.index_vector_points.set(stats.vector_points as i64);
+        self.index_dead_points.set(stats.dead_points as i64);
         self.index_lexical_bytes.set(stats.lexical_bytes as i64);
     }
 

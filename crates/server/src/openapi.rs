@@ -33,7 +33,7 @@ use utoipa::{Modify, OpenApi};
         EmbeddingsRequest, EmbeddingsResponse, Embedding, Usage,
         ChatRequest, ChatMessage, ChatResponse, ChatChoice, ChatLogprobs, TokenLogprob, TopLogprob, ChatUsage,
         DocumentsRequest, DocumentIn, DocumentsResponse, DeleteResponse, HealthResponse,
-        StatsResponse, SearchDefaults, EvalRunsResponse, EvalRun,
+        StatsResponse, CompactionStatus, LastCompaction, SearchDefaults, EvalRunsResponse, EvalRun,
         ErrorBody, ErrorDetail,
     )),
     modifiers(&BearerAuth),

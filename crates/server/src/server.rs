@@ -121,6 +121,9 @@ impl Server {
             }
         };
         tracing::info!(addr = %self.local_addr, "serving");
+        // An index opened with dead points past the threshold (written by
+        // `sift index` with automatic compaction off, say).
+        state.compact_if_needed();
         let serve = axum::serve(self.listener, router(state.clone()))
             .with_graceful_shutdown(signal)
             .into_future();

@@ -1,3 +1,4 @@
+use crate::compaction::Compactor;
 use crate::metrics::Metrics;
 use crate::pool::InferencePool;
 use crate::ServerOptions;
@@ -15,6 +16,8 @@ pub(crate) struct AppState {
     /// job). Writes queue here rather than on the inference pool, and
     /// shutdown takes it to know no write is half done.
     pub writes: Arc<tokio::sync::Mutex<()>>,
+    /// Background compaction of the HNSW graph.
+    pub compactor: Arc<Compactor>,
     /// The OpenAPI document, rendered once.
     pub openapi: String,
     ids: AtomicU64,
@@ -33,9 +36,16 @@ impl AppState {
             options,
             metrics,
             writes: Arc::new(tokio::sync::Mutex::new(())),
+            compactor: Arc::new(Compactor::default()),
             openapi,
             ids: AtomicU64::new(1),
         }
+    }
+
+    /// After a write (and at start): compact the graph in the background
+    /// if its dead points passed the threshold.
+    pub fn compact_if_needed(&self) {
+        self.compactor.start_if_needed(&self.engine, &self.metrics);
     }
 
     /// A fresh response id (Cohere answers carry one).

@@ -119,10 +119,22 @@ impl VectorIndex {
     /// renames, so a crash at any point leaves the previous save loadable.
     ///
     /// `dir` belongs to the index: it is replaced whole (a folder holding
-    /// anything the index did not write is refused). Saves and loads of one
-    /// process are serialised; do not save to one folder from two processes.
+    /// anything the index did not write is refused). Saves and loads are
+    /// serialised within the process by a mutex and across processes by an
+    /// advisory lock on `.NAME.lock` beside `dir` (shared for loads), so a
+    /// load never sees a save half done. Which process may save at all is
+    /// the caller's business (sift's engine: the one holding the index's
+    /// writer lock, or a reader that can take it for a moment).
     pub fn save(&self, dir: &Path) -> Result<()> {
         crate::persist::save(self, dir)
+    }
+
+    /// Delete what an interrupted [`save`](Self::save) to `dir` left beside
+    /// it (a half-written new folder; the old one, once `dir` is complete),
+    /// returning the folders removed. It takes the save lock, so a save in
+    /// progress in another process is waited for, never cut short.
+    pub fn remove_save_leftovers(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+        crate::persist::remove_leftovers(dir)
     }
 
     /// Insert the points whose ids are not in the graph yet (ids already

@@ -23,11 +23,17 @@
 //! A crash before step 2 leaves `dir` untouched; a crash between the two
 //! renames leaves `dir` missing and `.NAME.previous` complete, which `load`
 //! falls back to.
+//!
+//! Across processes, a save holds an exclusive advisory lock (flock) on
+//! `.NAME.lock` beside `dir` and a load a shared one: a reader in another
+//! process never sees the renames half done, nor `.NAME.previous` deleted
+//! under it while it reads. Within a process a mutex does the same.
 
 use crate::distance::UnitDot;
 use crate::graph::GraphCell;
 use crate::index::MAX_LAYER;
 use crate::{Error, Result, VectorIndex};
+use fs4::fs_std::FileExt;
 use hnsw_rs::api::AnnT;
 use hnsw_rs::hnswio::{load_description, HnswIo};
 use serde::{Deserialize, Serialize};
@@ -84,6 +90,8 @@ pub(crate) struct Slots {
     parent: PathBuf,
     pub(crate) saving: PathBuf,
     pub(crate) previous: PathBuf,
+    /// Locked exclusively by a save, shared by a load (across processes).
+    lock: PathBuf,
 }
 
 pub(crate) fn slots(dir: &Path) -> Result<Slots> {
@@ -102,6 +110,7 @@ pub(crate) fn slots(dir: &Path) -> Result<Slots> {
     Ok(Slots {
         saving: parent.join(format!(".{name}.saving")),
         previous: parent.join(format!(".{name}.previous")),
+        lock: parent.join(format!(".{name}.lock")),
         parent,
     })
 }
@@ -125,6 +134,7 @@ pub(crate) fn save_until(index: &VectorIndex, dir: &Path, crash: Option<CrashPoi
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let slots = slots(dir)?;
     fs::create_dir_all(&slots.parent).map_err(Error::io(&slots.parent))?;
+    let _exclusive = lock_file(&slots.lock, Access::Save)?;
     if dir.exists() {
         check_replaceable(dir)?;
     }
@@ -201,6 +211,7 @@ fn dump(index: &VectorIndex, folder: &Path) -> Result<DumpFiles> {
 pub(crate) fn load(dir: &Path, config: &HnswConfig) -> Result<Option<VectorIndex>> {
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let slots = slots(dir)?;
+    let _shared = lock_file(&slots.lock, Access::Load)?;
     if dir.join(META_FILE).is_file() {
         return load_folder(dir, config).map(Some);
     }
@@ -218,6 +229,71 @@ pub(crate) fn load(dir: &Path, config: &HnswConfig) -> Result<Option<VectorIndex
         ));
     }
     Ok(None)
+}
+
+/// Delete what an interrupted save left beside `dir`: its half-written
+/// `.NAME.saving`, and `.NAME.previous` once `dir` is complete again.
+/// Returns the folders removed. A later save would remove them too; this
+/// frees their disk space at once.
+pub(crate) fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slots = slots(dir)?;
+    if !slots.saving.exists() && !slots.previous.exists() {
+        return Ok(Vec::new());
+    }
+    let _exclusive = lock_file(&slots.lock, Access::Save)?;
+    let mut removed = Vec::new();
+    if slots.saving.exists() {
+        remove_if_exists(&slots.saving)?;
+        removed.push(slots.saving.clone());
+    }
+    // Without a complete `dir`, `.previous` is the save to load: kept.
+    if slots.previous.exists() && dir.join(META_FILE).is_file() {
+        remove_if_exists(&slots.previous)?;
+        removed.push(slots.previous.clone());
+    }
+    if !removed.is_empty() {
+        sync_dir(&slots.parent)?;
+    }
+    Ok(removed)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Shared: loads exclude saves, not each other.
+    Load,
+    /// Exclusive.
+    Save,
+}
+
+/// Take the cross-process lock on `path` (blocking: a save or load takes
+/// seconds at most), released when the returned file is dropped.
+///
+/// A load where the lock file cannot be created (a read-only copy of an
+/// index) goes ahead unlocked: nothing can be saving there.
+fn lock_file(path: &Path, access: Access) -> Result<Option<File>> {
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if access == Access::Load => {
+            tracing::debug!(path = %path.display(), error = %e, "loading without the save lock");
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::io(path)(e)),
+    };
+    // Called as trait functions: std's `File` grew inherent methods of the
+    // same names after this workspace's minimum Rust version.
+    let locked = match access {
+        Access::Load => FileExt::lock_shared(&file),
+        Access::Save => FileExt::lock_exclusive(&file),
+    };
+    locked.map_err(Error::io(path))?;
+    Ok(Some(file))
 }
 
 fn load_folder(folder: &Path, config: &HnswConfig) -> Result<VectorIndex> {
@@ -598,10 +674,57 @@ mod tests {
     }
 
     #[test]
+    fn leftovers_of_an_interrupted_save_are_removed_and_the_save_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vec");
+        index_with(10, 8).save(&dir).unwrap();
+        let slots = slots(&dir).unwrap();
+
+        // Crashed before the renames: `.saving` is garbage, `dir` is good.
+        save_until(&index_with(20, 8), &dir, Some(CrashPoint::AfterDump)).unwrap();
+        assert_eq!(remove_leftovers(&dir).unwrap(), vec![slots.saving.clone()]);
+        assert_eq!(load_len(&dir), 10);
+
+        // Crashed between the renames: `.previous` is the save to load,
+        // kept; `.saving` (complete, but never loaded) goes.
+        save_until(&index_with(20, 8), &dir, Some(CrashPoint::BetweenRenames)).unwrap();
+        assert_eq!(remove_leftovers(&dir).unwrap(), vec![slots.saving.clone()]);
+        assert!(slots.previous.exists());
+        assert_eq!(load_len(&dir), 10);
+
+        // A stale `.previous` beside a complete `dir` goes.
+        index_with(30, 8).save(&dir).unwrap();
+        fs::create_dir(&slots.previous).unwrap();
+        assert_eq!(
+            remove_leftovers(&dir).unwrap(),
+            vec![slots.previous.clone()]
+        );
+        assert_eq!(load_len(&dir), 30);
+    }
+
+    /// The save lock is a real flock: while another open file holds it
+    /// exclusively (as another process's save would), a shared lock is
+    /// refused.
+    #[test]
+    fn saves_lock_out_loads_across_open_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vec");
+        index_with(10, 8).save(&dir).unwrap();
+        let slots = slots(&dir).unwrap();
+        assert!(slots.lock.is_file(), "a save creates the lock file");
+        let held = lock_file(&slots.lock, Access::Save).unwrap().unwrap();
+        let other = File::open(&slots.lock).unwrap();
+        assert!(!FileExt::try_lock_shared(&other).unwrap());
+        drop(held);
+        assert!(FileExt::try_lock_shared(&other).unwrap());
+    }
+
+    #[test]
     fn folder_names_give_sibling_slots() {
         let s = slots(Path::new("a/b/vec")).unwrap();
         assert_eq!(s.saving, Path::new("a/b/.vec.saving"));
         assert_eq!(s.previous, Path::new("a/b/.vec.previous"));
+        assert_eq!(s.lock, Path::new("a/b/.vec.lock"));
         let s = slots(Path::new("vec")).unwrap();
         assert_eq!(s.saving, Path::new("./.vec.saving"));
         assert!(slots(Path::new("/")).is_err());

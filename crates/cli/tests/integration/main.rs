@@ -2,6 +2,7 @@
 //! topic (ripgrep style). Every test runs the real binary offline, with the
 //! real bi-encoder, on a small corpus it writes itself.
 
+mod compact;
 mod crash;
 mod index;
 mod llm;
