@@ -1,3 +1,4 @@
+use crate::profile::{self, Op};
 use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
 use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
@@ -111,7 +112,8 @@ impl BiEncoder {
         let packed = self.bert.forward(batch)?;
         // Mean over the sequence's tokens (a packed batch has no padding to
         // leave out), then L2 normalisation.
-        Ok((0..batch.len())
+        let pool = || {
+            (0..batch.len())
             .map(|i| {
                 let rows = packed.rows(i, h);
                 let n = (rows.len() / h).max(1);
@@ -127,6 +129,8 @@ impl BiEncoder {
                 mean.iter_mut().for_each(|m| *m /= norm);
                 mean
             })
-            .collect())
+            .collect()
+        };
+        Ok(profile::time(Op::Head, 0, pool))
     }
 }

@@ -1,3 +1,4 @@
+use crate::profile::{self, Op};
 use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
 use crate::{Error, ModelFiles, Precision, Result};
 use candle_core::{Module, D};
@@ -152,20 +153,17 @@ impl CrossEncoder {
             .map(|p| self.encode_pair(query, p.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         map_batches(&encoded, self.batch_size, |batch| {
-            let h = self.bert.hidden_size();
-            let packed = self.bert.forward(batch)?;
-            // [CLS] is each sequence's first row.
-            let mut cls = Vec::with_capacity(batch.len() * h);
-            for &start in &packed.offsets[..batch.len()] {
-                cls.extend_from_slice(&packed.hidden[start * h..][..h]);
-            }
-            let cls = self.bert.encoder.rows_tensor(cls, batch.len())?;
-            let pooled = self.pooler.forward(&cls)?.tanh()?;
-            Ok(self
-                .classifier
-                .forward(&pooled)?
-                .squeeze(D::Minus1)?
-                .to_vec1::<f32>()?)
+            // One row per pair: its [CLS] state, all the head reads.
+            let cls = self.bert.encoder.forward_first_tokens(batch)?;
+            profile::time(Op::Head, 0, || -> Result<Vec<f32>> {
+                let cls = self.bert.encoder.rows_tensor(cls.hidden, batch.len())?;
+                let pooled = self.pooler.forward(&cls)?.tanh()?;
+                Ok(self
+                    .classifier
+                    .forward(&pooled)?
+                    .squeeze(D::Minus1)?
+                    .to_vec1::<f32>()?)
+            })
         })
     }
 }
