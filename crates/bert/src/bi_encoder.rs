@@ -82,10 +82,12 @@ impl BiEncoder {
 
     /// Embed texts; returns one unit-length vector per text, in input order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
-        let encoded = texts
-            .iter()
-            .map(|t| self.encode(t.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = profile::time(Op::Tokenize, 0, || {
+            texts
+                .iter()
+                .map(|t| self.encode(t.as_ref()))
+                .collect::<Result<Vec<_>>>()
+        })?;
         map_batches(&encoded, self.batch_size, |batch| self.forward(batch))
     }
 

@@ -13,7 +13,7 @@ use crate::kernels::{self, Matmul, PackedLinear};
 use crate::model::Encoded;
 use crate::profile::{self, Op};
 use crate::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 
@@ -67,6 +67,20 @@ impl Buffers {
     }
 }
 
+fn amx_attention(kind: Matmul, hidden: usize, heads: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        kind == Matmul::Bf16
+            && kernels::Isa::detect().amx_bf16
+            && kernels::amx::attention_fits(hidden, heads)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (kind, hidden, heads);
+        false
+    }
+}
+
 /// `out = a · Wᵀ + b` over `m` rows, timed as `op`.
 fn linear(op: Op, lin: &PackedLinear, a: &[f32], m: usize, out: &mut [f32]) {
     let flops = 2 * m * lin.in_features() * lin.out_features();
@@ -104,6 +118,9 @@ pub(crate) struct Encoder {
     token_type: Vec<f32>,
     ln_embed: LayerNorm,
     layers: Vec<Layer>,
+    /// Attention on AMX tiles in bf16 (the fast precision where the CPU
+    /// has AMX and heads are a multiple of 32 wide); else f32.
+    amx_attention: bool,
     hidden: usize,
     heads: usize,
     intermediate: usize,
@@ -113,7 +130,7 @@ pub(crate) struct Encoder {
     type_vocab: usize,
 }
 
-fn vec(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn vec(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Vec<f32>> {
     Ok(vb
         .get(shape, name)?
         .to_dtype(DType::F32)?
@@ -194,6 +211,7 @@ impl Encoder {
                 "weight",
             )?,
             ln_embed: layer_norm(emb.pp("LayerNorm"), h)?,
+            amx_attention: amx_attention(kind, h, heads),
             layers,
             hidden: h,
             heads,
@@ -297,6 +315,12 @@ impl Encoder {
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         profile::time(Op::Attention, attention_flops(offsets, h), || {
+            #[cfg(target_arch = "x86_64")]
+            if self.amx_attention {
+                // SAFETY: `amx_attention` is only set when AMX was detected
+                // and granted and the head size fits the kernel.
+                return unsafe { kernels::amx::attention(qkv, offsets, self.heads, ctx) };
+            }
             kernels::attention(qkv, offsets, self.heads, ctx)
         });
         linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);
@@ -345,14 +369,5 @@ impl Encoder {
         profile::time(Op::LayerNorm, 0, || {
             kernels::residual_layer_norm(x, residual, &ln.gamma, &ln.beta, self.eps)
         });
-    }
-
-    /// `[rows, hidden]` rows as a tensor (for the heads that stay in candle).
-    pub fn rows_tensor(&self, rows: Vec<f32>, n: usize) -> Result<Tensor> {
-        Ok(Tensor::from_vec(
-            rows,
-            (n, self.hidden),
-            &candle_core::Device::Cpu,
-        )?)
     }
 }

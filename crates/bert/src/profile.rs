@@ -13,6 +13,8 @@ use std::time::Instant;
 /// The operations of one encoder layer, plus what surrounds the layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Word-piece tokenisation of the inputs (before any batch runs).
+    Tokenize,
     /// Word + position + token type lookups and their layer norm.
     Embeddings,
     /// The fused Q | K | V projection.
@@ -36,7 +38,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
+        Op::Tokenize,
         Op::Embeddings,
         Op::Qkv,
         Op::Attention,
@@ -51,6 +54,7 @@ impl Op {
 
     pub fn name(self) -> &'static str {
         match self {
+            Op::Tokenize => "tokenize",
             Op::Embeddings => "embeddings",
             Op::Qkv => "qkv projection",
             Op::Attention => "attention",

@@ -234,3 +234,246 @@ pub unsafe fn gemm(
     }
     asm!("tilerelease", options(nostack, nomem));
 }
+
+/// Multi-head self-attention over a packed batch on AMX tiles, in bf16 with
+/// f32 accumulation and an f32 softmax: the fast precision's counterpart of
+/// [`super::attention`] (same arguments, same result up to bf16 rounding
+/// of Q, K, V and the probabilities).
+///
+/// Per (sequence, head), padding-free: Q, read in place from the bf16 copy
+/// of `qkv` (rows rounded up to 32; rows past the sequence are computed and
+/// dropped), is the A operand and K, transposed into B tiles, the B operand
+/// of `S = Q Kᵀ`; each 32-row block of S goes through the softmax into bf16
+/// P (keys rounded up to 32, padding probability 0), the A operand of
+/// `ctx = P V` with V interleaved into B tiles. Both products keep four
+/// accumulators in flight (2 row stripes × 2 column tiles), as [`gemm`]
+/// does: one accumulator at a time waits on the tile unit's latency. Every
+/// tile is 16 rows × 64 bytes, so [`gemm`]'s configuration serves.
+///
+/// # Safety
+/// As [`gemm`] (AMX-TILE, AMX-BF16, [`request_permission`] granted);
+/// [`attention_fits`]`(hidden, heads)`.
+pub unsafe fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
+    let tokens = offsets.last().copied().unwrap_or(0);
+    if tokens == 0 {
+        return;
+    }
+    let hidden = ctx.len() / tokens;
+    assert_eq!(qkv.len(), tokens * 3 * hidden, "qkv is not [tokens, 3 * hidden]");
+    assert!(attention_fits(hidden, heads), "head size is not a multiple of 32");
+    let d = hidden / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let (dt, dc) = (d / KB, d / NB); // k-steps of Q Kᵀ, column tiles of ctx
+    let width = 3 * hidden;
+    // bf16 Q | K | V, with 32 zero rows past the end for the last
+    // sequence's padded Q rows to read.
+    let mut qkv16 = vec![0u16; (tokens + 32) * width];
+    super::gemm::round_slice_to_bf16(qkv, &mut qkv16);
+    let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let keys_max = longest.div_ceil(KB) * KB;
+    let mut k_tiles = vec![0u16; keys_max * d];
+    let mut v_tiles = vec![0u16; keys_max * d];
+    let mut s = vec![0f32; 32 * keys_max];
+    let mut p16 = vec![0u16; 32 * keys_max];
+    let mut spill = [0f32; 16 * 16];
+    let b_stride = (2 * NB * 2) as isize;
+    asm!("ldtilecfg [{}]", in(reg) TileConfig::FULL.0.as_ptr(), options(nostack, readonly));
+    for w in offsets.windows(2) {
+        let (start, len) = (w[0], w[1] - w[0]);
+        if len == 0 {
+            continue;
+        }
+        let keys = len.div_ceil(KB) * KB;
+        let (key_steps, key_tiles) = (keys / KB, keys / NB);
+        let row = |t: usize| &qkv16[(start + t) * width..][..width];
+        for h in 0..heads {
+            pack_keys(&row, len, keys, hidden + h * d, d, &mut k_tiles);
+            pack_values(&row, len, keys, 2 * hidden + h * d, d, &mut v_tiles);
+            for i in (0..len).step_by(32) {
+                // S rows [i, i+32) × every key, two key tiles at a time.
+                let q = qkv16.as_ptr().add((start + i) * width + h * d);
+                let lda = (width * 2) as isize;
+                for jb in (0..key_tiles).step_by(2) {
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    );
+                    for t in 0..dt {
+                        let b0 = k_tiles.as_ptr().add((jb * dt + t) * B_TILE);
+                        asm!(
+                            "tileloadd tmm4, [{a} + {lda}*1]",
+                            "tileloadd tmm5, [{a2} + {lda}*1]",
+                            "tileloadd tmm6, [{b0} + {ldb}*1]",
+                            "tileloadd tmm7, [{b1} + {ldb}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a = in(reg) q.add(t * KB),
+                            a2 = in(reg) q.add(16 * width + t * KB),
+                            lda = in(reg) lda,
+                            b0 = in(reg) b0,
+                            b1 = in(reg) b0.add(dt * B_TILE),
+                            ldb = in(reg) b_stride,
+                            options(nostack, readonly)
+                        );
+                    }
+                    let c = s.as_mut_ptr().add(jb * NB);
+                    asm!(
+                        "tilestored [{c0} + {ldc}*1], tmm0",
+                        "tilestored [{c1} + {ldc}*1], tmm1",
+                        "tilestored [{c2} + {ldc}*1], tmm2",
+                        "tilestored [{c3} + {ldc}*1], tmm3",
+                        c0 = in(reg) c,
+                        c1 = in(reg) c.add(NB),
+                        c2 = in(reg) c.add(16 * keys),
+                        c3 = in(reg) c.add(16 * keys + NB),
+                        ldc = in(reg) (keys * 4) as isize,
+                        options(nostack)
+                    );
+                }
+                let real = (len - i).min(32);
+                for r in 0..32 {
+                    let p = &mut p16[r * keys..][..keys];
+                    if r < real {
+                        super::ops::softmax_to_bf16(&mut s[r * keys..][..keys], len, scale, p);
+                    } else {
+                        p.fill(0);
+                    }
+                }
+                // ctx rows [i, i+32) of this head = P · V, two column tiles
+                // at a time.
+                for c in (0..dc).step_by(2) {
+                    asm!(
+                        "tilezero tmm0",
+                        "tilezero tmm1",
+                        "tilezero tmm2",
+                        "tilezero tmm3",
+                        options(nostack, nomem)
+                    );
+                    for u in 0..key_steps {
+                        let b0 = v_tiles.as_ptr().add((c * key_steps + u) * B_TILE);
+                        asm!(
+                            "tileloadd tmm4, [{a} + {lda}*1]",
+                            "tileloadd tmm5, [{a2} + {lda}*1]",
+                            "tileloadd tmm6, [{b0} + {ldb}*1]",
+                            "tileloadd tmm7, [{b1} + {ldb}*1]",
+                            "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tdpbf16ps tmm2, tmm5, tmm6",
+                            "tdpbf16ps tmm3, tmm5, tmm7",
+                            a = in(reg) p16.as_ptr().add(u * KB),
+                            a2 = in(reg) p16.as_ptr().add(16 * keys + u * KB),
+                            lda = in(reg) (keys * 2) as isize,
+                            b0 = in(reg) b0,
+                            b1 = in(reg) b0.add(key_steps * B_TILE),
+                            ldb = in(reg) b_stride,
+                            options(nostack, readonly)
+                        );
+                    }
+                    for (tile, stripe, half) in [(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)] {
+                        let row0 = i + 16 * stripe;
+                        if row0 >= len {
+                            continue;
+                        }
+                        let col0 = h * d + (c + half) * NB;
+                        let direct = row0 + 16 <= len;
+                        let (dst, stride) = if direct {
+                            (ctx.as_mut_ptr().add((start + row0) * hidden + col0), (hidden * 4) as isize)
+                        } else {
+                            (spill.as_mut_ptr(), 64)
+                        };
+                        match tile {
+                            0 => asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) dst, s = in(reg) stride, options(nostack)),
+                            1 => asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) dst, s = in(reg) stride, options(nostack)),
+                            2 => asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) dst, s = in(reg) stride, options(nostack)),
+                            _ => asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) dst, s = in(reg) stride, options(nostack)),
+                        }
+                        if !direct {
+                            for r in 0..len - row0 {
+                                ctx[(start + row0 + r) * hidden + col0..][..NB]
+                                    .copy_from_slice(&spill[r * NB..][..NB]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    asm!("tilerelease", options(nostack, nomem));
+}
+
+/// K of one head as B tiles of `Q Kᵀ`: tile `(jb, t)` (keys `16jb..`,
+/// head columns `32t..`) row `r` holds, for each key `c`, the pair
+/// `K[c][32t + 2r ..= 32t + 2r + 1]`: a 16 × 16 transpose of u32 pairs.
+/// Keys `len..keys` are zero.
+fn pack_keys<'a>(
+    row: &impl Fn(usize) -> &'a [u16],
+    len: usize,
+    keys: usize,
+    col: usize,
+    d: usize,
+    tiles: &mut [u16],
+) {
+    let dt = d / KB;
+    for jb in 0..keys / NB {
+        for t in 0..dt {
+            let tile = &mut tiles[(jb * dt + t) * B_TILE..][..B_TILE];
+            for c in 0..NB {
+                let key = jb * NB + c;
+                if key < len {
+                    let k = &row(key)[col + t * KB..][..KB];
+                    for r in 0..KB / 2 {
+                        tile[r * 2 * NB + 2 * c] = k[2 * r];
+                        tile[r * 2 * NB + 2 * c + 1] = k[2 * r + 1];
+                    }
+                } else {
+                    for r in 0..KB / 2 {
+                        tile[r * 2 * NB + 2 * c] = 0;
+                        tile[r * 2 * NB + 2 * c + 1] = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// V of one head as B tiles of `P V`: tile `(c, u)` (head columns
+/// `16c..`, keys `32u..`) row `r` interleaves keys `32u + 2r` and
+/// `32u + 2r + 1`: `(V[2r][col], V[2r + 1][col])` for each column. Keys
+/// `len..keys` are zero.
+fn pack_values<'a>(
+    row: &impl Fn(usize) -> &'a [u16],
+    len: usize,
+    keys: usize,
+    col: usize,
+    d: usize,
+    tiles: &mut [u16],
+) {
+    let steps = keys / KB;
+    const ZERO: [u16; NB] = [0; NB];
+    for c in 0..d / NB {
+        for u in 0..steps {
+            let tile = &mut tiles[(c * steps + u) * B_TILE..][..B_TILE];
+            for r in 0..KB / 2 {
+                let (k0, k1) = (u * KB + 2 * r, u * KB + 2 * r + 1);
+                let v0 = if k0 < len { &row(k0)[col + c * NB..][..NB] } else { &ZERO[..] };
+                let v1 = if k1 < len { &row(k1)[col + c * NB..][..NB] } else { &ZERO[..] };
+                let dst = &mut tile[r * 2 * NB..][..2 * NB];
+                for x in 0..NB {
+                    dst[2 * x] = v0[x];
+                    dst[2 * x + 1] = v1[x];
+                }
+            }
+        }
+    }
+}
+
+/// Whether [`attention`] handles heads of `hidden / heads` columns.
+pub fn attention_fits(hidden: usize, heads: usize) -> bool {
+    // Column tiles of ctx go in pairs: the head is 32 columns or a multiple.
+    heads > 0 && hidden.is_multiple_of(heads) && (hidden / heads).is_multiple_of(KB)
+}
