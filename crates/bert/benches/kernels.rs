@@ -84,13 +84,6 @@ fn attention(c: &mut Criterion) {
     group.bench_function("packed_12_heads", |b| {
         b.iter(|| kernels::attention(black_box(&qkv), &offsets, 12, &mut ctx))
     });
-    #[cfg(target_arch = "x86_64")]
-    if Isa::detect().amx_bf16 {
-        group.bench_function("packed_12_heads_amx_bf16", |b| {
-            // SAFETY: AMX was detected and granted; 384 / 12 = 32 fits.
-            b.iter(|| unsafe { kernels::amx::attention(black_box(&qkv), &offsets, 12, &mut ctx) })
-        });
-    }
     group.finish();
 }
 

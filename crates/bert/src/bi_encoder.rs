@@ -1,5 +1,5 @@
-use crate::profile::{self, Op};
 use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
+use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
@@ -116,22 +116,22 @@ impl BiEncoder {
         // leave out), then L2 normalisation.
         let pool = || {
             (0..batch.len())
-            .map(|i| {
-                let rows = packed.rows(i, h);
-                let n = (rows.len() / h).max(1);
-                let mut mean = vec![0f32; h];
-                for row in rows.chunks_exact(h) {
-                    for (m, v) in mean.iter_mut().zip(row) {
-                        *m += v;
+                .map(|i| {
+                    let rows = packed.rows(i, h);
+                    let n = (rows.len() / h).max(1);
+                    let mut mean = vec![0f32; h];
+                    for row in rows.chunks_exact(h) {
+                        for (m, v) in mean.iter_mut().zip(row) {
+                            *m += v;
+                        }
                     }
-                }
-                let inv_n = 1.0 / n as f32;
-                mean.iter_mut().for_each(|m| *m *= inv_n);
-                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                mean.iter_mut().for_each(|m| *m /= norm);
-                mean
-            })
-            .collect()
+                    let inv_n = 1.0 / n as f32;
+                    mean.iter_mut().for_each(|m| *m *= inv_n);
+                    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    mean.iter_mut().for_each(|m| *m /= norm);
+                    mean
+                })
+                .collect()
         };
         Ok(profile::time(Op::Head, 0, pool))
     }

@@ -1,8 +1,8 @@
-use crate::profile::{self, Op};
-use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
-use crate::{Error, ModelFiles, Precision, Result};
 use crate::encoder::vec;
 use crate::kernels::{Matmul, PackedLinear};
+use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
+use crate::profile::{self, Op};
+use crate::{Error, ModelFiles, Precision, Result};
 use serde::{Deserialize, Serialize};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -177,7 +177,9 @@ impl CrossEncoder {
         map_batches(&encoded, self.batch_size, |batch| {
             // One row per pair: its [CLS] state, all the head reads.
             let cls = self.bert.encoder.forward_first_tokens(batch)?;
-            Ok(profile::time(Op::Head, 0, || self.head(&cls.hidden, batch.len())))
+            Ok(profile::time(Op::Head, 0, || {
+                self.head(&cls.hidden, batch.len())
+            }))
         })
     }
 }

@@ -67,20 +67,6 @@ impl Buffers {
     }
 }
 
-fn amx_attention(kind: Matmul, hidden: usize, heads: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        kind == Matmul::Bf16
-            && kernels::Isa::detect().amx_bf16
-            && kernels::amx::attention_fits(hidden, heads)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (kind, hidden, heads);
-        false
-    }
-}
-
 /// `out = a · Wᵀ + b` over `m` rows, timed as `op`.
 fn linear(op: Op, lin: &PackedLinear, a: &[f32], m: usize, out: &mut [f32]) {
     let flops = 2 * m * lin.in_features() * lin.out_features();
@@ -118,9 +104,6 @@ pub(crate) struct Encoder {
     token_type: Vec<f32>,
     ln_embed: LayerNorm,
     layers: Vec<Layer>,
-    /// Attention on AMX tiles in bf16 (the fast precision where the CPU
-    /// has AMX and heads are a multiple of 32 wide); else f32.
-    amx_attention: bool,
     hidden: usize,
     heads: usize,
     intermediate: usize,
@@ -130,7 +113,11 @@ pub(crate) struct Encoder {
     type_vocab: usize,
 }
 
-pub(crate) fn vec(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn vec(
+    vb: &VarBuilder,
+    shape: impl Into<candle_core::Shape>,
+    name: &str,
+) -> Result<Vec<f32>> {
     Ok(vb
         .get(shape, name)?
         .to_dtype(DType::F32)?
@@ -211,7 +198,6 @@ impl Encoder {
                 "weight",
             )?,
             ln_embed: layer_norm(emb.pp("LayerNorm"), h)?,
-            amx_attention: amx_attention(kind, h, heads),
             layers,
             hidden: h,
             heads,
@@ -267,7 +253,10 @@ impl Encoder {
             // No layer ran (layers == 0): the embeddings' first rows.
             let firsts = first_rows(&x, &offsets, h);
             let offsets = (0..=batch.len()).collect();
-            return Ok(Packed { hidden: firsts, offsets });
+            return Ok(Packed {
+                hidden: firsts,
+                offsets,
+            });
         }
         Ok(Packed { hidden: x, offsets })
     }
@@ -315,12 +304,6 @@ impl Encoder {
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         profile::time(Op::Attention, attention_flops(offsets, h), || {
-            #[cfg(target_arch = "x86_64")]
-            if self.amx_attention {
-                // SAFETY: `amx_attention` is only set when AMX was detected
-                // and granted and the head size fits the kernel.
-                return unsafe { kernels::amx::attention(qkv, offsets, self.heads, ctx) };
-            }
             kernels::attention(qkv, offsets, self.heads, ctx)
         });
         linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);

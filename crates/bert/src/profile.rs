@@ -146,7 +146,9 @@ mod tests {
     fn records_only_while_enabled() {
         time(Op::Gelu, 0, || ());
         enable();
-        time(Op::Qkv, 10, || std::thread::sleep(std::time::Duration::from_millis(2)));
+        time(Op::Qkv, 10, || {
+            std::thread::sleep(std::time::Duration::from_millis(2))
+        });
         time(Op::Qkv, 10, || ());
         disable();
         time(Op::Qkv, 10, || ());

@@ -62,20 +62,6 @@ pub fn bf16_bits(x: f32) -> u16 {
     ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
 }
 
-/// Round `src` to bf16 into `dst` (16 lanes at a time where the CPU has
-/// AVX-512 BF16).
-pub fn round_slice_to_bf16(src: &[f32], dst: &mut [u16]) {
-    #[cfg(target_arch = "x86_64")]
-    if Isa::detect().avx512_bf16 {
-        // SAFETY: AVX-512 F and BF16 were detected at run time.
-        unsafe { bf16_avx512::round_to_bf16(src, dst) };
-        return;
-    }
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = bf16_bits(*s);
-    }
-}
-
 #[inline(always)]
 pub fn bf16_to_f32(b: u16) -> f32 {
     f32::from_bits((b as u32) << 16)

@@ -38,28 +38,6 @@ pub fn exp_approx(x: f32) -> f32 {
     p * scale
 }
 
-/// `e^x` to a relative 1e-4 (a degree-4 polynomial after the same range
-/// reduction as [`exp_approx`]): ample for values rounded to bf16 next
-/// (relative step 3.9e-3), at two thirds of the cost.
-#[inline(always)]
-pub fn exp_approx_bf16(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const SHIFT: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.7);
-    let t = x * LOG2E + SHIFT;
-    let n = t - SHIFT;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
-    p * scale
-}
-
 /// erf(x), |error| ≤ 1.5e-7 (Abramowitz & Stegun 7.1.26).
 #[inline(always)]
 pub fn erf_approx(x: f32) -> f32 {
@@ -184,39 +162,6 @@ multiversion! {
     }
 }
 
-multiversion! {
-    /// `out = bf16(softmax(scale · x[..len]))`, zero-padded to `out.len()`:
-    /// one row of attention probabilities as the A operand of `P V` on
-    /// AMX tiles (padding keys get probability 0). `x` is scratch; its
-    /// length, like `out`'s, must be a multiple of 16 and at least `len`:
-    /// the padding lanes are set to -∞ so that every pass runs whole
-    /// 16-lane chunks with no scalar tail.
-    pub fn softmax_to_bf16(x: &mut [f32], len: usize, scale: f32, out: &mut [u16]) {
-        debug_assert!(x.len().is_multiple_of(LANES) && x.len() >= len && out.len() >= x.len());
-        x[len..].fill(f32::NEG_INFINITY);
-        // max(scale · x) = scale · max(x): the scale is positive.
-        let m = max_lanes(x) * scale;
-        let mut acc = [0f32; LANES];
-        for c in x.chunks_exact_mut(LANES) {
-            for i in 0..LANES {
-                // exp_approx clamps -∞ to e^-87 (~1e-38): nothing in the
-                // sum; the padding is zeroed below.
-                c[i] = exp_approx_bf16(c[i] * scale - m);
-                acc[i] += c[i];
-            }
-        }
-        x[len..].fill(0.0);
-        let inv = 1.0 / acc.iter().sum::<f32>();
-        for c in x.chunks_exact_mut(LANES) {
-            for v in c.iter_mut() {
-                *v *= inv;
-            }
-        }
-        super::gemm::round_slice_to_bf16(x, out);
-        out[x.len()..].fill(0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,15 +190,6 @@ mod tests {
             );
         }
         assert!(exp_approx(-1000.0) < 1e-37);
-    }
-
-    #[test]
-    fn bf16_exp_is_within_its_stated_error() {
-        for i in -2000..=0 {
-            let x = i as f32 * 0.04;
-            let (got, want) = (exp_approx_bf16(x) as f64, (x as f64).exp());
-            assert!(((got - want) / want).abs() < 1e-4, "exp({x}) = {got}, want {want}");
-        }
     }
 
     #[test]
@@ -298,22 +234,6 @@ mod tests {
                 assert!((*g as f64 - want).abs() < 1e-6, "len {len}: {g} vs {want}");
             }
         }
-    }
-
-    #[test]
-    fn softmax_to_bf16_matches_plain_code_and_pads_with_zeros() {
-        let x: Vec<f32> = (0..37).map(|i| (i as f32 * 1.3).sin() * 9.0).collect();
-        let mut plain = x.iter().map(|v| v * 0.25).collect::<Vec<_>>();
-        softmax_in_place(&mut plain);
-        let mut scratch = x.clone();
-        scratch.resize(48, 7.0);
-        let mut out = vec![0xFFFFu16; 64];
-        softmax_to_bf16(&mut scratch, 37, 0.25, &mut out);
-        for (o, p) in out.iter().zip(&plain) {
-            let got = crate::kernels::gemm::bf16_to_f32(*o);
-            assert!((got - p).abs() <= p * 4e-3 + 1e-7, "{got} vs {p}");
-        }
-        assert!(out[37..].iter().all(|&o| o == 0));
     }
 
     #[test]
