@@ -1,4 +1,5 @@
 use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
+use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
@@ -81,10 +82,12 @@ impl BiEncoder {
 
     /// Embed texts; returns one unit-length vector per text, in input order.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
-        let encoded = texts
-            .iter()
-            .map(|t| self.encode(t.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = profile::time(Op::Tokenize, 0, || {
+            texts
+                .iter()
+                .map(|t| self.encode(t.as_ref()))
+                .collect::<Result<Vec<_>>>()
+        })?;
         map_batches(&encoded, self.batch_size, |batch| self.forward(batch))
     }
 
@@ -111,22 +114,25 @@ impl BiEncoder {
         let packed = self.bert.forward(batch)?;
         // Mean over the sequence's tokens (a packed batch has no padding to
         // leave out), then L2 normalisation.
-        Ok((0..batch.len())
-            .map(|i| {
-                let rows = packed.rows(i, h);
-                let n = (rows.len() / h).max(1);
-                let mut mean = vec![0f32; h];
-                for row in rows.chunks_exact(h) {
-                    for (m, v) in mean.iter_mut().zip(row) {
-                        *m += v;
+        let pool = || {
+            (0..batch.len())
+                .map(|i| {
+                    let rows = packed.rows(i, h);
+                    let n = (rows.len() / h).max(1);
+                    let mut mean = vec![0f32; h];
+                    for row in rows.chunks_exact(h) {
+                        for (m, v) in mean.iter_mut().zip(row) {
+                            *m += v;
+                        }
                     }
-                }
-                let inv_n = 1.0 / n as f32;
-                mean.iter_mut().for_each(|m| *m *= inv_n);
-                let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                mean.iter_mut().for_each(|m| *m /= norm);
-                mean
-            })
-            .collect())
+                    let inv_n = 1.0 / n as f32;
+                    mean.iter_mut().for_each(|m| *m *= inv_n);
+                    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    mean.iter_mut().for_each(|m| *m /= norm);
+                    mean
+                })
+                .collect()
+        };
+        Ok(profile::time(Op::Head, 0, pool))
     }
 }

@@ -1,7 +1,8 @@
+use crate::encoder::vec;
+use crate::kernels::{Matmul, PackedLinear};
 use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
+use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
-use candle_core::{Module, D};
-use candle_nn::{linear, Linear};
 use serde::{Deserialize, Serialize};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
@@ -44,8 +45,11 @@ impl TrainedWith {
 /// comparable within one query, meaningless as probabilities.
 pub struct CrossEncoder {
     bert: Bert,
-    pooler: Linear,
-    classifier: Linear,
+    /// Dense `[h, h]` + tanh on `[CLS]`; in f32 whatever the precision (it
+    /// is one row per pair: nothing to gain from bf16).
+    pooler: PackedLinear,
+    /// The one-label classifier: weight `[h]`, bias.
+    classifier: (Vec<f32>, f32),
     /// Truncates only the passage, as `truncation="only_second"` does.
     pair_tokenizer: Tokenizer,
     /// Fallback when the query alone leaves no room for the passage.
@@ -71,14 +75,19 @@ impl CrossEncoder {
     ) -> Result<CrossEncoder> {
         let (bert, root, body) = Bert::load(files, precision)?;
         let hidden = bert.hidden_size();
-        let pooler = linear(hidden, hidden, body.pp("pooler").pp("dense"))
-            .map_err(|e| invalid(&files.weights, e))?;
-        let classifier = linear(hidden, 1, root.pp("classifier")).map_err(|e| {
+        let head = |vb: candle_nn::VarBuilder, n: usize| -> Result<(Vec<f32>, Vec<f32>)> {
+            Ok((vec(&vb, (n, hidden), "weight")?, vec(&vb, n, "bias")?))
+        };
+        let (w, b) =
+            head(body.pp("pooler").pp("dense"), hidden).map_err(|e| invalid(&files.weights, e))?;
+        let pooler = PackedLinear::new(&w, &b, hidden, hidden, Matmul::F32);
+        let (w, b) = head(root.pp("classifier"), 1).map_err(|e| {
             invalid(
                 &files.weights,
                 format!("expected a one-label classifier head `classifier.*` ({e})"),
             )
         })?;
+        let classifier = (w, b[0]);
         let trained_with = TrainedWith::read(&files.config)?;
         let trained_length = trained_with.as_ref().map_or(usize::MAX, |t| t.max_length);
         let max_length = max_length.min(bert.max_positions()).min(trained_length);
@@ -145,27 +154,32 @@ impl CrossEncoder {
         Ok(self.encode_pair(query, passage)?.ids.len())
     }
 
+    /// Pooler (dense + tanh) and classifier over `n` `[CLS]` rows.
+    fn head(&self, cls: &[f32], n: usize) -> Vec<f32> {
+        let h = self.bert.hidden_size();
+        let mut pooled = vec![0f32; n * h];
+        self.pooler.forward(cls, n, &mut pooled);
+        let (w, b) = &self.classifier;
+        pooled
+            .chunks_exact(h)
+            .map(|row| b + row.iter().zip(w).map(|(x, w)| x.tanh() * w).sum::<f32>())
+            .collect()
+    }
+
     /// Score each passage against the query; logits in input order.
     pub fn score<S: AsRef<str>>(&self, query: &str, passages: &[S]) -> Result<Vec<f32>> {
-        let encoded = passages
-            .iter()
-            .map(|p| self.encode_pair(query, p.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let encoded = profile::time(Op::Tokenize, 0, || {
+            passages
+                .iter()
+                .map(|p| self.encode_pair(query, p.as_ref()))
+                .collect::<Result<Vec<_>>>()
+        })?;
         map_batches(&encoded, self.batch_size, |batch| {
-            let h = self.bert.hidden_size();
-            let packed = self.bert.forward(batch)?;
-            // [CLS] is each sequence's first row.
-            let mut cls = Vec::with_capacity(batch.len() * h);
-            for &start in &packed.offsets[..batch.len()] {
-                cls.extend_from_slice(&packed.hidden[start * h..][..h]);
-            }
-            let cls = self.bert.encoder.rows_tensor(cls, batch.len())?;
-            let pooled = self.pooler.forward(&cls)?.tanh()?;
-            Ok(self
-                .classifier
-                .forward(&pooled)?
-                .squeeze(D::Minus1)?
-                .to_vec1::<f32>()?)
+            // One row per pair: its [CLS] state, all the head reads.
+            let cls = self.bert.encoder.forward_first_tokens(batch)?;
+            Ok(profile::time(Op::Head, 0, || {
+                self.head(&cls.hidden, batch.len())
+            }))
         })
     }
 }

@@ -11,8 +11,9 @@
 
 use crate::kernels::{self, Matmul, PackedLinear};
 use crate::model::Encoded;
+use crate::profile::{self, Op};
 use crate::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 
@@ -38,6 +39,59 @@ pub(crate) struct Packed {
     pub offsets: Vec<usize>,
 }
 
+/// Which rows of the last layer a caller needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Every token's (pooling over tokens).
+    All,
+    /// Each sequence's first token's (`[CLS]` for a classification head).
+    FirstOfEach,
+}
+
+/// The activations of one layer, allocated once per batch.
+struct Buffers {
+    qkv: Vec<f32>,
+    ctx: Vec<f32>,
+    y: Vec<f32>,
+    inter: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(tokens: usize, hidden: usize, intermediate: usize) -> Buffers {
+        Buffers {
+            qkv: vec![0f32; tokens * 3 * hidden],
+            ctx: vec![0f32; tokens * hidden],
+            y: vec![0f32; tokens * hidden],
+            inter: vec![0f32; tokens * intermediate],
+        }
+    }
+}
+
+/// `out = a · Wᵀ + b` over `m` rows, timed as `op`.
+fn linear(op: Op, lin: &PackedLinear, a: &[f32], m: usize, out: &mut [f32]) {
+    let flops = 2 * m * lin.in_features() * lin.out_features();
+    profile::time(op, flops, || lin.forward(a, m, out));
+}
+
+/// `Q Kᵀ` and `P V`: two multiply–adds of `len × len × d` per head.
+fn attention_flops(offsets: &[usize], hidden: usize) -> usize {
+    offsets
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * (w[1] - w[0]))
+        .sum::<usize>()
+        * hidden
+        * 4
+}
+
+/// Each sequence's first row of `x` (`[tokens, hidden]`), back to back.
+fn first_rows(x: &[f32], offsets: &[usize], hidden: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity((offsets.len() - 1) * hidden);
+    for &start in &offsets[..offsets.len() - 1] {
+        out.extend_from_slice(&x[start * hidden..][..hidden]);
+    }
+    out
+}
+
 impl Packed {
     pub fn rows(&self, i: usize, hidden: usize) -> &[f32] {
         &self.hidden[self.offsets[i] * hidden..self.offsets[i + 1] * hidden]
@@ -59,7 +113,11 @@ pub(crate) struct Encoder {
     type_vocab: usize,
 }
 
-fn vec(vb: &VarBuilder, shape: impl Into<candle_core::Shape>, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn vec(
+    vb: &VarBuilder,
+    shape: impl Into<candle_core::Shape>,
+    name: &str,
+) -> Result<Vec<f32>> {
     Ok(vb
         .get(shape, name)?
         .to_dtype(DType::F32)?
@@ -153,11 +211,21 @@ impl Encoder {
 
     /// Run the encoder over the sequences of `batch`, packed.
     pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
-        self.forward_layers(batch, self.layers.len())
+        self.forward_layers(batch, self.layers.len(), Rows::All)
+    }
+
+    /// The last hidden state of each sequence's first token (`[CLS]`) only,
+    /// one row per sequence: all a classification head reads. The last
+    /// layer then runs attention, the output projection, both layer norms
+    /// and the feed-forward block for those rows alone (every token's keys
+    /// and values are still computed), which skips most of one layer in
+    /// six. Each row is computed exactly as in [`Encoder::forward`].
+    pub fn forward_first_tokens(&self, batch: &[Encoded]) -> Result<Packed> {
+        self.forward_layers(batch, self.layers.len(), Rows::FirstOfEach)
     }
 
     /// The embeddings and the first `layers` layers only.
-    pub fn forward_layers(&self, batch: &[Encoded], layers: usize) -> Result<Packed> {
+    pub fn forward_layers(&self, batch: &[Encoded], layers: usize, rows: Rows) -> Result<Packed> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0);
@@ -172,7 +240,30 @@ impl Encoder {
             offsets.push(offsets.last().unwrap() + e.ids.len());
         }
         let tokens = *offsets.last().unwrap();
-        // Embeddings: word + position + token type, then layer norm.
+        let mut x = profile::time(Op::Embeddings, 0, || self.embed(batch, tokens))?;
+        let layers = layers.min(self.layers.len());
+        let mut buffers = Buffers::new(tokens, h, self.intermediate);
+        for (l, layer) in self.layers.iter().take(layers).enumerate() {
+            if l + 1 == layers && rows == Rows::FirstOfEach {
+                return Ok(self.last_layer_first_tokens(layer, &x, &offsets, &mut buffers));
+            }
+            self.layer(layer, &mut x, &offsets, &mut buffers);
+        }
+        if rows == Rows::FirstOfEach {
+            // No layer ran (layers == 0): the embeddings' first rows.
+            let firsts = first_rows(&x, &offsets, h);
+            let offsets = (0..=batch.len()).collect();
+            return Ok(Packed {
+                hidden: firsts,
+                offsets,
+            });
+        }
+        Ok(Packed { hidden: x, offsets })
+    }
+
+    /// Word + position + token type embeddings, then layer norm.
+    fn embed(&self, batch: &[Encoded], tokens: usize) -> Result<Vec<f32>> {
+        let h = self.hidden;
         let mut x = vec![0f32; tokens * h];
         let mut row = 0;
         for e in batch {
@@ -203,43 +294,63 @@ impl Encoder {
             &self.ln_embed.beta,
             self.eps,
         );
-        drop(zeros);
-
-        let mut qkv = vec![0f32; tokens * 3 * h];
-        let mut ctx = vec![0f32; tokens * h];
-        let mut y = vec![0f32; tokens * h];
-        let mut inter = vec![0f32; tokens * self.intermediate];
-        for layer in self.layers.iter().take(layers) {
-            layer.qkv.forward(&x, tokens, &mut qkv);
-            kernels::attention(&qkv, &offsets, self.heads, &mut ctx);
-            layer.attn_out.forward(&ctx, tokens, &mut y);
-            kernels::residual_layer_norm(
-                &mut y,
-                &x,
-                &layer.ln_attn.gamma,
-                &layer.ln_attn.beta,
-                self.eps,
-            );
-            layer.ffn_in.forward(&y, tokens, &mut inter);
-            kernels::gelu_erf(&mut inter);
-            layer.ffn_out.forward(&inter, tokens, &mut x);
-            kernels::residual_layer_norm(
-                &mut x,
-                &y,
-                &layer.ln_ffn.gamma,
-                &layer.ln_ffn.beta,
-                self.eps,
-            );
-        }
-        Ok(Packed { hidden: x, offsets })
+        Ok(x)
     }
 
-    /// `[rows, hidden]` rows as a tensor (for the heads that stay in candle).
-    pub fn rows_tensor(&self, rows: Vec<f32>, n: usize) -> Result<Tensor> {
-        Ok(Tensor::from_vec(
-            rows,
-            (n, self.hidden),
-            &candle_core::Device::Cpu,
-        )?)
+    /// One layer over every token: `x` in, `x` out.
+    fn layer(&self, layer: &Layer, x: &mut [f32], offsets: &[usize], b: &mut Buffers) {
+        let tokens = *offsets.last().unwrap();
+        let (h, i) = (self.hidden, self.intermediate);
+        let Buffers { qkv, ctx, y, inter } = b;
+        linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
+        profile::time(Op::Attention, attention_flops(offsets, h), || {
+            kernels::attention(qkv, offsets, self.heads, ctx)
+        });
+        linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);
+        self.residual_layer_norm(y, x, &layer.ln_attn);
+        linear(Op::FfnIn, &layer.ffn_in, y, tokens, inter);
+        profile::time(Op::Gelu, 0, || kernels::gelu_erf(&mut inter[..tokens * i]));
+        linear(Op::FfnOut, &layer.ffn_out, inter, tokens, x);
+        self.residual_layer_norm(x, y, &layer.ln_ffn);
+    }
+
+    /// The last layer for each sequence's first token only (see
+    /// [`Encoder::forward_first_tokens`]).
+    fn last_layer_first_tokens(
+        &self,
+        layer: &Layer,
+        x: &[f32],
+        offsets: &[usize],
+        b: &mut Buffers,
+    ) -> Packed {
+        let tokens = *offsets.last().unwrap();
+        let seqs = offsets.len() - 1;
+        let (h, i) = (self.hidden, self.intermediate);
+        let Buffers { qkv, ctx, y, inter } = b;
+        linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
+        let ctx = &mut ctx[..seqs * h];
+        profile::time(Op::Attention, 4 * tokens * h, || {
+            kernels::attention_first_rows(qkv, offsets, self.heads, ctx)
+        });
+        let y = &mut y[..seqs * h];
+        linear(Op::AttnOut, &layer.attn_out, ctx, seqs, y);
+        let residual = first_rows(x, offsets, h);
+        self.residual_layer_norm(y, &residual, &layer.ln_attn);
+        let inter = &mut inter[..seqs * i];
+        linear(Op::FfnIn, &layer.ffn_in, y, seqs, inter);
+        profile::time(Op::Gelu, 0, || kernels::gelu_erf(inter));
+        let mut out = vec![0f32; seqs * h];
+        linear(Op::FfnOut, &layer.ffn_out, inter, seqs, &mut out);
+        self.residual_layer_norm(&mut out, y, &layer.ln_ffn);
+        Packed {
+            hidden: out,
+            offsets: (0..=seqs).collect(),
+        }
+    }
+
+    fn residual_layer_norm(&self, x: &mut [f32], residual: &[f32], ln: &LayerNorm) {
+        profile::time(Op::LayerNorm, 0, || {
+            kernels::residual_layer_norm(x, residual, &ln.gamma, &ln.beta, self.eps)
+        });
     }
 }

@@ -20,6 +20,7 @@ mod error;
 mod files;
 pub mod kernels;
 mod model;
+pub mod profile;
 
 pub use bi_encoder::BiEncoder;
 pub use body::BertBody;

@@ -9,18 +9,28 @@
 //! pool chunks by the f32 bi-encoder; the first query's candidates are the
 //! timed rerank workload.
 //!
+//! The long rerank workload (rerank-long) is that query against its
+//! `--pairs` nearest documents, each read whole (title and abstract, up to
+//! 512 tokens), as a hub ms-marco MiniLM-L6 cross-encoder reads them. It
+//! runs on the parity construction (MiniLM body + a deterministic head):
+//! the same architecture without a trained length, so nothing caps it at
+//! 128 tokens as the committed reranker is capped.
+//!
 //! Each round times, one after another on the same machine: the engine's
-//! `embed` and `score` in every `--modes` precision, then every peer
-//! (`eval/bench_peers.py`, a child process that keeps its models loaded).
-//! Ratios are taken within the run, because the machine is shared and moves
-//! by 10 % between runs. The figures go to stdout as a table and to
-//! `--out` as JSON.
+//! `embed`, `score` and long `score` in every `--modes` precision, then
+//! every peer (`eval/bench_peers.py`, a child process that keeps its models
+//! loaded). Ratios are taken within the run, because the machine is shared
+//! and moves by 10 % between runs. After the rounds, one untimed pass per
+//! mode and workload runs under `sift_bert::profile` to show where the time
+//! goes, and a targets block holds the run's medians against the issue's
+//! targets. The figures go to stdout as tables and to `--out` as JSON.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
+use sift_bert::profile::{self, OpTime};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, Precision};
-use sift_core::{Chunk, ChunkingConfig};
+use sift_core::{Chunk, ChunkId, ChunkingConfig, Document};
 use sift_engine::Chunker;
 use sift_metrics::{evaluate, Dataset, Metric, MissingQueries, Run};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -40,15 +50,18 @@ struct Args {
     /// Bi-encoder folder (config.json, tokenizer.json, model.safetensors).
     #[arg(long, default_value = "data/models/all-MiniLM-L6-v2")]
     bi_encoder: PathBuf,
-    /// Cross-encoder folder (BertForSequenceClassification layout). Default:
-    /// the first folder under data/rerankers/ with a model.safetensors, else
-    /// the parity-test construction (MiniLM body + a deterministic head).
+    /// Cross-encoder folder (BertForSequenceClassification layout) of the
+    /// rerank workload. Default: the first folder under data/rerankers/
+    /// with a model.safetensors, else the parity-test construction (MiniLM
+    /// body + a deterministic head). The long workload always runs on the
+    /// parity construction.
     #[arg(long)]
     cross_encoder: Option<PathBuf>,
     /// Passages to embed (the embed workload).
     #[arg(long, default_value_t = 2000)]
     passages: usize,
-    /// Query–chunk pairs per rerank.
+    /// Query–passage pairs per rerank: chunks in the rerank workload, whole
+    /// documents in rerank-long.
     #[arg(long, default_value_t = 50)]
     pairs: usize,
     /// Judged queries whose reranked lists measure nDCG@10 per precision.
@@ -73,11 +86,13 @@ struct Args {
     python: PathBuf,
     #[arg(long)]
     no_peers: bool,
-    /// Skip the embed or the rerank workload.
+    /// Skip the embed, the rerank or the long rerank workload.
     #[arg(long)]
     skip_embed: bool,
     #[arg(long)]
     skip_rerank: bool,
+    #[arg(long)]
+    skip_rerank_long: bool,
     /// Where the JSON report and the peers' files go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -86,17 +101,62 @@ struct Args {
     /// AVX-512 FMA ports × 16 lanes × 2), or × 32 without AVX-512.
     #[arg(long)]
     peak_gflops: Option<f64>,
+    /// Machine peak of the AMX bf16 tiles in GFLOP/s, the fast mode's
+    /// efficiency is reported against. Default: cores × the clock × 2048
+    /// FLOPs per cycle (one 16 × 16 × 32 `tdpbf16ps` per 16 cycles per
+    /// core); where the engine runs no tiles, the fast mode is held against
+    /// the f32 peak.
+    #[arg(long)]
+    tile_peak_gflops: Option<f64>,
+}
+
+/// The long workload's pair length: all BERT's positions, which is what a
+/// hub ms-marco MiniLM cross-encoder reads.
+const LONG_MAX_LENGTH: usize = 512;
+
+/// Passages of the embed workload's profiled pass: enough batches to keep
+/// both workers busy, a quarter of the timed workload's cost.
+const PROFILE_EMBED_PASSAGES: usize = 500;
+
+/// The long rerank workload: the first query against whole documents.
+struct LongRerank {
+    files: ModelFiles,
+    passages: Vec<String>,
+    lengths: Vec<usize>,
+    /// The pair length the engine reads at: 512, unless the model has fewer
+    /// positions.
+    max_length: usize,
+    /// The f32 logits that the other runners' are compared with.
+    reference_logits: Vec<f32>,
+}
+
+/// One engine precision with its models loaded.
+struct Engine {
+    mode: Precision,
+    /// Its runner name in tables and JSON (`engine-f32`, `engine-fast`).
+    key: String,
+    bi: BiEncoder,
+    cross: CrossEncoder,
+    long: Option<CrossEncoder>,
+}
+
+fn engine_key(mode: Precision) -> String {
+    format!("engine-{mode}")
 }
 
 fn main() -> Result<()> {
     sift_bench::run_as_sift_does();
-    let mut args = Args::parse();
+    let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
-    if args.peak_gflops.is_none() {
-        let (peak, how) = machine_peak_gflops();
-        eprintln!("peak: {peak:.0} GFLOP/s ({how})");
-        args.peak_gflops = Some(peak);
-    }
+    let peaks = Peaks::new(&args);
+    eprintln!("peak f32: {:.0} GFLOP/s ({})", peaks.f32, peaks.f32_rule);
+    eprintln!(
+        "peak bf16 tiles: {} ({})",
+        peaks
+            .tile
+            .map_or("none".into(), |t| format!("{t:.0} GFLOP/s")),
+        peaks.tile_rule
+    );
 
     // ---- inputs ----
     let bi_files = ModelFiles::from_dir(&args.bi_encoder).with_context(|| {
@@ -105,10 +165,22 @@ fn main() -> Result<()> {
             args.bi_encoder.display()
         )
     })?;
+    let parity_dir = args.out.join("parity-cross-encoder");
     let cross_dir = match &args.cross_encoder {
         Some(dir) => dir.clone(),
-        None => default_cross_encoder(&args)?,
+        None => committed_cross_encoder().unwrap_or_else(|| parity_dir.clone()),
     };
+    if cross_dir == parity_dir || !args.skip_rerank_long {
+        write_parity_checkpoint(&args.bi_encoder, &parity_dir)?;
+    }
+    if cross_dir == parity_dir {
+        eprintln!(
+            "cross-encoder: none committed; the parity construction in {}",
+            parity_dir.display()
+        );
+    } else {
+        eprintln!("cross-encoder: {}", cross_dir.display());
+    }
     let cross_files = ModelFiles::from_dir(&cross_dir)?;
     let dataset = Dataset::open(&args.dataset, &args.split)?;
     let corpus = dataset
@@ -118,9 +190,11 @@ fn main() -> Result<()> {
     eprintln!("loading models and chunking {} …", corpus.display());
     let reference_bi = BiEncoder::load(&bi_files, 256, args.batch_size)?;
     let chunker = Chunker::new(reference_bi.tokenizer(), &ChunkingConfig::default());
+    let docs: Vec<Document> =
+        sift_metrics::corpus_iter(corpus)?.collect::<sift_metrics::Result<_>>()?;
     let mut chunks: Vec<Chunk> = Vec::new();
-    for doc in sift_metrics::corpus_iter(corpus)? {
-        chunks.extend(chunker.chunk(&doc?)?);
+    for doc in &docs {
+        chunks.extend(chunker.chunk(doc)?);
     }
     let queries: Vec<_> = dataset
         .queries
@@ -159,11 +233,12 @@ fn main() -> Result<()> {
     let passages: Vec<String> = pool.iter().map(|&i| chunks[i].passage()).collect();
     let passage_docs: Vec<&str> = pool.iter().map(|&i| chunks[i].doc_id.as_str()).collect();
 
-    // Reference f32 embeddings choose the rerank candidates. Without the
-    // rerank workload they are the first timed f32 round's output instead
+    // Reference f32 embeddings rank the pool for both rerank workloads.
+    // Without either, they are the first timed f32 round's output instead
     // (an untimed extra pass over 2,000 passages costs minutes here).
     let mut reference_vectors: Option<Vec<Vec<f32>>> = None;
-    let candidates: Vec<Vec<usize>> = if args.skip_rerank {
+    // Each quality query's pool passages, nearest first.
+    let ranked: Vec<Vec<usize>> = if args.skip_rerank && args.skip_rerank_long {
         vec![Vec::new(); queries.len()]
     } else {
         let t = Instant::now();
@@ -174,7 +249,7 @@ fn main() -> Result<()> {
         );
         let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
         let query_vectors = reference_bi.embed(&query_texts)?;
-        let candidates = query_vectors
+        let ranked = query_vectors
             .iter()
             .map(|qv| {
                 let mut scored: Vec<(f32, usize)> = vectors
@@ -183,12 +258,16 @@ fn main() -> Result<()> {
                     .map(|(i, v)| (dot(qv, v), i))
                     .collect();
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                scored.iter().take(args.pairs).map(|&(_, i)| i).collect()
+                scored.into_iter().map(|(_, i)| i).collect()
             })
             .collect();
         reference_vectors = Some(vectors);
-        candidates
+        ranked
     };
+    let candidates: Vec<Vec<usize>> = ranked
+        .iter()
+        .map(|r| r.iter().take(args.pairs).copied().collect())
+        .collect();
     let rerank_query = &queries[0].text;
     let rerank_passages: Vec<&str> = candidates[0]
         .iter()
@@ -225,6 +304,46 @@ fn main() -> Result<()> {
         rerank_gflop
     );
 
+    // rerank-long: the same query against its nearest documents, read whole
+    // by a cross-encoder without a trained length (so up to 512 tokens).
+    let long = if args.skip_rerank_long {
+        None
+    } else {
+        let files = ModelFiles::from_dir(&parity_dir)?;
+        let reference = CrossEncoder::load(&files, LONG_MAX_LENGTH, args.rerank_batch_size)?;
+        let passages: Vec<String> = nearest_documents(&ranked[0], &passage_docs, &docs, args.pairs)
+            .into_iter()
+            .map(|d| whole_passage(&docs[d]))
+            .collect();
+        let lengths: Vec<usize> = passages
+            .iter()
+            .map(|p| reference.pair_length(rerank_query, p))
+            .collect::<sift_bert::Result<_>>()?;
+        let t = Instant::now();
+        let reference_logits = reference.score(rerank_query, &passages)?;
+        eprintln!(
+            "rerank-long: {} documents, {:.0} tokens on average (max {}, {} at the {} cap), {:.1} GFLOP; reference f32 pass {:.1} s",
+            passages.len(),
+            mean(&lengths),
+            lengths.iter().max().unwrap_or(&0),
+            lengths.iter().filter(|&&l| l >= reference.max_length()).count(),
+            reference.max_length(),
+            bert_flops(&lengths) / 1e9,
+            t.elapsed().as_secs_f64()
+        );
+        Some(LongRerank {
+            files,
+            passages,
+            lengths,
+            max_length: reference.max_length(),
+            reference_logits,
+        })
+    };
+    let long_passages: Vec<&str> = long.as_ref().map_or(Vec::new(), |l| {
+        l.passages.iter().map(String::as_str).collect()
+    });
+    let long_gflop = long.as_ref().map_or(0.0, |l| bert_flops(&l.lengths) / 1e9);
+
     // ---- peers ----
     let mut peers = if args.no_peers {
         None
@@ -232,20 +351,40 @@ fn main() -> Result<()> {
         Peers::start(
             &args,
             &bi_files,
-            &cross_dir,
             &passages,
             rerank_query,
-            &rerank_passages,
-            reference_cross.max_length(),
+            RerankInput {
+                model: &cross_dir,
+                passages: &rerank_passages,
+                max_length: reference_cross.max_length(),
+            },
+            long.as_ref().map(|l| RerankInput {
+                model: &parity_dir,
+                passages: &long_passages,
+                max_length: l.max_length,
+            }),
         )?
     };
 
     // ---- engine models ----
     let mut engines = Vec::new();
     for &mode in &args.modes {
-        let bi = BiEncoder::load_with(&bi_files, 256, args.batch_size, mode)?;
-        let cross = CrossEncoder::load_with(&cross_files, 512, args.rerank_batch_size, mode)?;
-        engines.push((mode, bi, cross));
+        let long_cross = match &long {
+            Some(l) => Some(CrossEncoder::load_with(
+                &l.files,
+                LONG_MAX_LENGTH,
+                args.rerank_batch_size,
+                mode,
+            )?),
+            None => None,
+        };
+        engines.push(Engine {
+            mode,
+            key: engine_key(mode),
+            bi: BiEncoder::load_with(&bi_files, 256, args.batch_size, mode)?,
+            cross: CrossEncoder::load_with(&cross_files, 512, args.rerank_batch_size, mode)?,
+            long: long_cross,
+        });
     }
 
     // ---- rerank accuracy and quality (untimed) ----
@@ -285,7 +424,7 @@ fn main() -> Result<()> {
     };
     let reference_ndcg = (!args.skip_rerank).then(|| ndcg(&reference_logits));
     let mut accuracy: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
-    for (mode, _, cross) in &engines {
+    for engine in &engines {
         let mut entry = serde_json::Map::new();
         if let Some(reference_ndcg) = reference_ndcg {
             let logits: Vec<Vec<f32>> = queries
@@ -293,7 +432,7 @@ fn main() -> Result<()> {
                 .zip(&candidates)
                 .map(|(q, c)| {
                     let ps: Vec<&str> = c.iter().map(|&i| passages[i].as_str()).collect();
-                    cross.score(&q.text, &ps)
+                    engine.cross.score(&q.text, &ps)
                 })
                 .collect::<sift_bert::Result<_>>()?;
             entry.insert(
@@ -306,32 +445,42 @@ fn main() -> Result<()> {
                 json!(ndcg(&logits) - reference_ndcg),
             );
         }
-        accuracy.insert(format!("engine-{mode}"), entry);
+        accuracy.insert(engine.key.clone(), entry);
     }
 
     // ---- timed rounds ----
     let mut embed_times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut rerank_times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    // Each mode's embeddings from its first timed round, for the accuracy.
+    let mut long_times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // Each mode's embeddings and long logits from its first timed round,
+    // for the accuracy.
     let mut first_vectors: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
+    let mut first_long_logits: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for round in 0..args.runs {
-        for (mode, bi, cross) in &engines {
+        for engine in &engines {
             if !args.skip_embed {
                 let t = Instant::now();
-                let v = bi.embed(&passages)?;
+                let v = engine.bi.embed(&passages)?;
                 let seconds = t.elapsed().as_secs_f64();
-                first_vectors.entry(format!("engine-{mode}")).or_insert(v);
-                push(&mut embed_times, format!("engine-{mode}"), seconds);
+                first_vectors.entry(engine.key.clone()).or_insert(v);
+                push(&mut embed_times, engine.key.clone(), seconds);
             }
             if !args.skip_rerank {
                 let t = Instant::now();
-                let l = cross.score(rerank_query, &rerank_passages)?;
+                let l = engine.cross.score(rerank_query, &rerank_passages)?;
                 std::hint::black_box(l);
                 push(
                     &mut rerank_times,
-                    format!("engine-{mode}"),
+                    engine.key.clone(),
                     t.elapsed().as_secs_f64(),
                 );
+            }
+            if let Some(cross) = &engine.long {
+                let t = Instant::now();
+                let l = cross.score(rerank_query, &long_passages)?;
+                let seconds = t.elapsed().as_secs_f64();
+                first_long_logits.entry(engine.key.clone()).or_insert(l);
+                push(&mut long_times, engine.key.clone(), seconds);
             }
         }
         if let Some(p) = peers.as_mut() {
@@ -345,13 +494,18 @@ fn main() -> Result<()> {
                     push(&mut rerank_times, name, s);
                 }
             }
+            if long.is_some() {
+                for (name, s) in p.run("rerank-long")? {
+                    push(&mut long_times, name, s);
+                }
+            }
         }
         eprintln!("round {}/{} done", round + 1, args.runs);
     }
     if !args.skip_embed {
         let reference = match reference_vectors.take() {
             Some(v) => v,
-            None => match first_vectors.get("engine-f32") {
+            None => match first_vectors.get(&engine_key(Precision::F32)) {
                 Some(v) => v.clone(),
                 None => reference_bi.embed(&passages)?,
             },
@@ -363,6 +517,17 @@ fn main() -> Result<()> {
             );
         }
         reference_vectors = Some(reference);
+    }
+    if let Some(long) = &long {
+        for (name, l) in &first_long_logits {
+            accuracy.entry(name.clone()).or_default().insert(
+                "rerank_long_max_logit_diff_to_f32".into(),
+                json!(max_diff(
+                    std::slice::from_ref(l),
+                    std::slice::from_ref(&long.reference_logits)
+                )),
+            );
+        }
     }
     if let Some(p) = peers.take() {
         let out_dir = p.out_dir.clone();
@@ -385,9 +550,111 @@ fn main() -> Result<()> {
                     json!(max_diff(&[v], &reference_logits[..1])),
                 );
             }
+            if let (Some(v), Some(long)) = (
+                read_f32(&out_dir.join(format!("{name}.rerank-long.f32")))?,
+                &long,
+            ) {
+                entry.insert(
+                    "rerank_long_max_logit_diff_to_engine_f32".into(),
+                    json!(max_diff(&[v], std::slice::from_ref(&long.reference_logits))),
+                );
+            }
             accuracy.insert(name.to_owned(), entry);
         }
     }
+
+    // ---- per-operation profile: one untimed pass per mode and workload ----
+    let mut profiles = Vec::new();
+    for engine in &engines {
+        if !args.skip_embed {
+            let n = passages.len().min(PROFILE_EMBED_PASSAGES);
+            profiles.push(profile_pass(
+                engine.mode,
+                "embed",
+                n,
+                bert_flops(&embed_lengths[..n]),
+                || engine.bi.embed(&passages[..n]).map(drop),
+            )?);
+        }
+        if !args.skip_rerank {
+            profiles.push(profile_pass(
+                engine.mode,
+                "rerank",
+                rerank_passages.len(),
+                bert_flops(&rerank_lengths),
+                || engine.cross.score(rerank_query, &rerank_passages).map(drop),
+            )?);
+        }
+        if let (Some(cross), Some(long)) = (&engine.long, &long) {
+            profiles.push(profile_pass(
+                engine.mode,
+                "rerank-long",
+                long_passages.len(),
+                bert_flops(&long.lengths),
+                || cross.score(rerank_query, &long_passages).map(drop),
+            )?);
+        }
+    }
+
+    // ---- targets (the issue's), from this run's medians ----
+    let median_of =
+        |times: &BTreeMap<String, Vec<f64>>, runner: &str| times.get(runner).map(|v| stats(v).1);
+    let accuracy_of = |runner: &str, key: &str| {
+        accuracy
+            .get(runner)
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_f64)
+    };
+    let (f32_key, fast_key) = (engine_key(Precision::F32), engine_key(Precision::Fast));
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let targets = [
+        Target {
+            what: format!("rerank {} pairs: fast median ms", rerank_passages.len()),
+            value: median_of(&rerank_times, &fast_key).map(|s| s * 1e3),
+            goal: Goal::AtMost(80.0),
+            digits: 1,
+        },
+        Target {
+            what: format!("rerank: |fast − f32 nDCG@10| on {} queries", queries.len()),
+            value: accuracy_of(&fast_key, "ndcg10_minus_f32").map(f64::abs),
+            goal: Goal::AtMost(0.003),
+            digits: 4,
+        },
+        Target {
+            what: "rerank-long: fast / ORT fp32 median time".into(),
+            value: ratio(
+                median_of(&long_times, &fast_key),
+                median_of(&long_times, "ort-fp32"),
+            ),
+            goal: Goal::AtMost(0.2),
+            digits: 3,
+        },
+        Target {
+            what: "rerank-long: f32 / ORT fp32 median time".into(),
+            value: ratio(
+                median_of(&long_times, &f32_key),
+                median_of(&long_times, "ort-fp32"),
+            ),
+            goal: Goal::AtMost(0.6),
+            digits: 3,
+        },
+        Target {
+            what: "embed: fast / ORT fp32 passages/s (median)".into(),
+            // Passages per second are inverse to the seconds.
+            value: ratio(
+                median_of(&embed_times, "ort-fp32"),
+                median_of(&embed_times, &fast_key),
+            ),
+            goal: Goal::AtLeast(5.0),
+            digits: 2,
+        },
+        Target {
+            what: "embed: fast min cosine to f32".into(),
+            value: accuracy_of(&fast_key, "embed_min_cosine_to_f32"),
+            goal: Goal::AtLeast(0.9999),
+            digits: 6,
+        },
+    ];
 
     // ---- report ----
     let report = json!({
@@ -401,32 +668,80 @@ fn main() -> Result<()> {
             "batch_size": args.batch_size,
             "useful_gflop": embed_gflop,
             "seconds": summarize(&embed_times),
+            "useful_tflops_median": useful_tflops(&embed_times, embed_gflop),
         },
         "rerank": {
             "pairs": rerank_passages.len(),
+            "max_length": reference_cross.max_length(),
             "mean_tokens": mean(&rerank_lengths),
             "max_tokens": rerank_lengths.iter().max(),
             "useful_gflop": rerank_gflop,
             "seconds": summarize(&rerank_times),
+            "useful_tflops_median": useful_tflops(&rerank_times, rerank_gflop),
         },
+        "rerank_long": long.as_ref().map(|l| json!({
+            "cross_encoder": parity_dir,
+            "documents": l.passages.len(),
+            "max_length": l.max_length,
+            "mean_tokens": mean(&l.lengths),
+            "max_tokens": l.lengths.iter().max(),
+            "at_max_length": l.lengths.iter().filter(|&&n| n >= l.max_length).count(),
+            "useful_gflop": long_gflop,
+            "seconds": summarize(&long_times),
+            "useful_tflops_median": useful_tflops(&long_times, long_gflop),
+        })),
         "quality": {
             "queries": queries.len(),
             "f32_ndcg10": reference_ndcg,
         },
         "accuracy": accuracy,
-        "peak_gflops": args.peak_gflops,
-        "machine_peak_rule": machine_peak_gflops().1,
+        "profile": profiles.iter().map(|p| p.to_json(&peaks)).collect::<Vec<_>>(),
+        "targets": targets.iter().map(Target::to_json).collect::<Vec<_>>(),
+        "peak_gflops": peaks.f32,
+        "machine_peak_rule": peaks.f32_rule,
+        "tile_peak_gflops": peaks.tile,
+        "tile_peak_rule": peaks.tile_rule,
     });
     let path = args.out.join("speed.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    print_table(
-        &args,
-        &embed_times,
-        &rerank_times,
-        passages.len(),
-        embed_gflop,
-        rerank_gflop,
+    println!(
+        "\npeaks: f32 {:.0} GFLOP/s ({}); bf16 tiles {} ({})",
+        peaks.f32,
+        peaks.f32_rule,
+        peaks
+            .tile
+            .map_or("none".into(), |t| format!("{t:.0} GFLOP/s")),
+        peaks.tile_rule
     );
+    if !rerank_times.is_empty() {
+        print_rerank_table(
+            &format!(
+                "rerank {} pairs (read at {} tokens at most)",
+                rerank_passages.len(),
+                reference_cross.max_length()
+            ),
+            &rerank_times,
+            rerank_gflop,
+            args.runs,
+            &peaks,
+        );
+    }
+    if let (false, Some(long)) = (long_times.is_empty(), &long) {
+        print_rerank_table(
+            &format!(
+                "rerank-long {} whole documents (read at {} tokens at most, parity cross-encoder)",
+                long.passages.len(),
+                long.max_length
+            ),
+            &long_times,
+            long_gflop,
+            args.runs,
+            &peaks,
+        );
+    }
+    if !embed_times.is_empty() {
+        print_embed_table(&embed_times, passages.len(), embed_gflop, args.runs, &peaks);
+    }
     match reference_ndcg {
         Some(n) => println!(
             "\naccuracy (nDCG@10 of f32 on {} queries: {n:.4}):",
@@ -437,7 +752,14 @@ fn main() -> Result<()> {
     for (name, v) in &accuracy {
         println!("  {name:<12} {}", Value::Object(v.clone()));
     }
+    for p in &profiles {
+        p.print(&peaks);
+    }
     println!("\nJSON: {}", path.display());
+    println!("\ntargets (medians of this run):");
+    for t in &targets {
+        t.print();
+    }
     Ok(())
 }
 
@@ -470,7 +792,10 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 
 /// Useful FLOPs of a 6-layer, 384-wide, 1536-intermediate BERT (MiniLM-L6)
 /// over unpadded sequences: 2 per multiply–add in the six projections per
-/// layer and in QKᵀ and AV. Embeddings, norms and heads are noise.
+/// layer and in QKᵀ and AV. Embeddings, norms and heads are noise. Every
+/// runner is credited with this work, whatever it skips (the engine's
+/// cross-encoder runs its last layer for the [CLS] rows only; the profile
+/// tables count what it computes).
 fn bert_flops(lengths: &[usize]) -> f64 {
     let (layers, h, i) = (6.0, 384.0, 1536.0);
     lengths
@@ -480,6 +805,57 @@ fn bert_flops(lengths: &[usize]) -> f64 {
             layers * (2.0 * l * (4.0 * h * h + 2.0 * h * i) + 4.0 * l * l * h)
         })
         .sum()
+}
+
+/// The first `n` distinct documents of the ranked pool passages, as indices
+/// into `docs`. A pool with fewer distinct documents is filled with the
+/// corpus's documents in corpus order (skipping those taken): ranking the
+/// rest by a document-level embedding would mean embedding the corpus, and
+/// only pools far below the default size run short.
+fn nearest_documents(
+    ranked: &[usize],
+    passage_docs: &[&str],
+    docs: &[Document],
+    n: usize,
+) -> Vec<usize> {
+    let index: HashMap<&str, usize> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for d in ranked
+        .iter()
+        .map(|&p| index[passage_docs[p]])
+        .chain(0..docs.len())
+    {
+        if out.len() == n {
+            break;
+        }
+        if seen.insert(d) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// A whole document as one passage, joined by `Chunk::passage` itself (the
+/// title, then the text), so that it reads as the engine's chunks do. The
+/// text keeps any heading lines: SciFact's abstracts have none.
+fn whole_passage(doc: &Document) -> String {
+    Chunk {
+        id: ChunkId::derive(&doc.id, 0, &doc.text),
+        doc_id: doc.id.clone(),
+        ordinal: 0,
+        title: doc.title.clone(),
+        section: Vec::new(),
+        text: doc.text.clone(),
+        char_start: 0,
+        char_end: doc.text.chars().count(),
+        metadata: doc.metadata.clone(),
+    }
+    .passage()
 }
 
 fn stats(v: &[f64]) -> (f64, f64, f64) {
@@ -505,80 +881,171 @@ fn summarize(times: &BTreeMap<String, Vec<f64>>) -> Value {
     Value::Object(out)
 }
 
-fn print_table(
-    args: &Args,
-    embed: &BTreeMap<String, Vec<f64>>,
-    rerank: &BTreeMap<String, Vec<f64>>,
-    passages: usize,
-    embed_gflop: f64,
-    rerank_gflop: f64,
+/// Each runner's useful TFLOP/s end to end, at its median time.
+fn useful_tflops(times: &BTreeMap<String, Vec<f64>>, gflop: f64) -> Value {
+    times
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(gflop / stats(v).1 / 1e3)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn print_rerank_table(
+    title: &str,
+    times: &BTreeMap<String, Vec<f64>>,
+    gflop: f64,
+    runs: usize,
+    peaks: &Peaks,
 ) {
-    let ort = |m: &BTreeMap<String, Vec<f64>>| m.get("ort-fp32").map(|v| stats(v).1);
-    if !rerank.is_empty() {
+    let ort = times.get("ort-fp32").map(|v| stats(v).1);
+    println!("\n{title}: seconds min / median / max over {runs} runs, {gflop:.1} useful GFLOP");
+    println!(
+        "| runner | min s | median s | max s | × ORT fp32 time | useful GFLOP/s | {} |",
+        peaks.column()
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, v) in times {
+        let (min, med, max) = stats(v);
+        let ratio = ort.map_or("-".into(), |o| format!("{:.2}", med / o));
+        let gf = gflop / med;
         println!(
-            "\nrerank {} pairs: seconds min / median / max over {} runs",
-            args.pairs, args.runs
+            "| {name} | {min:.3} | {med:.3} | {max:.3} | {ratio} | {gf:.1} | {:.0} % |",
+            100.0 * gf / peaks.of(name)
         );
-        println!("| runner | min s | median s | max s | × ORT fp32 time | useful GFLOP/s | % of {:.0} peak |", peak(args));
-        println!("|---|---|---|---|---|---|---|");
-        for (name, v) in rerank {
-            let (min, med, max) = stats(v);
-            let ratio = ort(rerank).map_or("-".into(), |o| format!("{:.2}", med / o));
-            let gf = rerank_gflop / med;
-            println!(
-                "| {name} | {min:.3} | {med:.3} | {max:.3} | {ratio} | {gf:.1} | {:.0} % |",
-                100.0 * gf / peak(args)
-            );
-        }
-    }
-    if !embed.is_empty() {
-        println!("\nembed {passages} passages: passages/s (from min / median / max seconds) over {} runs", args.runs);
-        println!("| runner | best /s | median /s | worst /s | × ORT fp32 speed | useful GFLOP/s | % of {:.0} peak |", peak(args));
-        println!("|---|---|---|---|---|---|---|");
-        for (name, v) in embed {
-            let (min, med, max) = stats(v);
-            let n = passages as f64;
-            let ratio = ort(embed).map_or("-".into(), |o| format!("{:.2}", o / med));
-            let gf = embed_gflop / med;
-            println!(
-                "| {name} | {:.1} | {:.1} | {:.1} | {ratio} | {gf:.1} | {:.0} % |",
-                n / min,
-                n / med,
-                n / max,
-                100.0 * gf / peak(args)
-            );
-        }
     }
 }
 
-fn peak(args: &Args) -> f64 {
-    args.peak_gflops.unwrap_or(f64::NAN)
+fn print_embed_table(
+    times: &BTreeMap<String, Vec<f64>>,
+    passages: usize,
+    gflop: f64,
+    runs: usize,
+    peaks: &Peaks,
+) {
+    let ort = times.get("ort-fp32").map(|v| stats(v).1);
+    println!(
+        "\nembed {passages} passages: passages/s (from min / median / max seconds) over {runs} runs, {gflop:.1} useful GFLOP"
+    );
+    println!(
+        "| runner | best /s | median /s | worst /s | × ORT fp32 speed | useful GFLOP/s | {} |",
+        peaks.column()
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, v) in times {
+        let (min, med, max) = stats(v);
+        let n = passages as f64;
+        let ratio = ort.map_or("-".into(), |o| format!("{:.2}", o / med));
+        let gf = gflop / med;
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {ratio} | {gf:.1} | {:.0} % |",
+            n / min,
+            n / med,
+            n / max,
+            100.0 * gf / peaks.of(name)
+        );
+    }
+}
+
+/// What the "% of peak" figures divide by.
+struct Peaks {
+    /// The machine's f32 GFLOP/s, and how it was derived.
+    f32: f64,
+    f32_rule: String,
+    /// The machine's AMX bf16 tile GFLOP/s, where the engine's fast mode
+    /// runs on tiles; `None` where it does not.
+    tile: Option<f64>,
+    tile_rule: String,
+    /// Cores this process may use: each operation of the profile runs on
+    /// one thread, so its share of the peak is against one core's.
+    cores: usize,
+}
+
+impl Peaks {
+    fn new(args: &Args) -> Peaks {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mhz = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with("cpu MHz"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or(2600.0);
+        let ghz = mhz / 1e3;
+        let (f32, f32_rule) = match args.peak_gflops {
+            Some(p) => (p, "given with --peak-gflops".to_owned()),
+            None => machine_peak_gflops(cores, ghz),
+        };
+        // The engine's own detection: SIFT_KERNELS=no-amx, or an OS that
+        // refuses the tile state, leaves the fast mode on AVX-512 BF16.
+        let tiles_in_use = sift_bert::kernels::Isa::detect().amx_bf16;
+        let (tile, tile_rule) = match args.tile_peak_gflops {
+            Some(p) => (Some(p), "given with --tile-peak-gflops".to_owned()),
+            None if tiles_in_use => (
+                Some(cores as f64 * ghz * 2048.0),
+                format!(
+                    "{cores} cores × {ghz:.2} GHz × 2048 FLOP/cycle (one tdpbf16ps = 16 × 16 × 32 = 8,192 multiply-adds per 16 cycles per core)"
+                ),
+            ),
+            None => (
+                None,
+                "the engine runs no AMX tiles here: the fast mode (AVX-512 BF16) is held against the f32 peak".to_owned(),
+            ),
+        };
+        Peaks {
+            f32,
+            f32_rule,
+            tile,
+            tile_rule,
+            cores,
+        }
+    }
+
+    /// The machine peak a runner is held against: the tile peak for the
+    /// engine's fast mode, the f32 peak for everything else (the peers run
+    /// fp32 or int8 on the vector units).
+    fn of(&self, runner: &str) -> f64 {
+        match self.tile {
+            Some(tile) if runner == engine_key(Precision::Fast) => tile,
+            _ => self.f32,
+        }
+    }
+
+    /// One core's peak for an engine mode, and which peak it is.
+    fn per_core(&self, mode: Precision) -> (f64, &'static str) {
+        let kind = match (mode, self.tile) {
+            (Precision::Fast, Some(_)) => "bf16 tile",
+            _ => "f32",
+        };
+        (self.of(&engine_key(mode)) / self.cores as f64, kind)
+    }
+
+    /// The header of the tables' "% of peak" column.
+    fn column(&self) -> String {
+        match self.tile {
+            Some(tile) => format!(
+                "% of peak ({} vs {tile:.0} bf16 tile, others vs {:.0} f32)",
+                engine_key(Precision::Fast),
+                self.f32
+            ),
+            None => format!("% of {:.0} f32 peak", self.f32),
+        }
+    }
 }
 
 /// The machine's f32 peak and how it was derived: cores (those this
 /// process may use) × the nominal clock × FLOPs per cycle per core.
-fn machine_peak_gflops() -> (f64, String) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mhz = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("cpu MHz"))
-                .and_then(|l| l.split(':').nth(1))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        })
-        .unwrap_or(2600.0);
+fn machine_peak_gflops(cores: usize, ghz: f64) -> (f64, String) {
     #[cfg(target_arch = "x86_64")]
     let avx512 = std::arch::is_x86_feature_detected!("avx512f");
     #[cfg(not(target_arch = "x86_64"))]
     let avx512 = false;
     let per_cycle = if avx512 { 64.0 } else { 32.0 };
-    let peak = cores as f64 * mhz / 1e3 * per_cycle;
     (
-        peak,
+        cores as f64 * ghz * per_cycle,
         format!(
-            "{cores} cores × {:.2} GHz × {per_cycle} FLOP/cycle ({})",
-            mhz / 1e3,
+            "{cores} cores × {ghz:.2} GHz × {per_cycle} FLOP/cycle ({})",
             if avx512 {
                 "2 AVX-512 FMA ports × 16 lanes × 2"
             } else {
@@ -586,6 +1053,206 @@ fn machine_peak_gflops() -> (f64, String) {
             }
         ),
     )
+}
+
+/// One profiled pass of a workload in one engine mode.
+struct Profile {
+    mode: Precision,
+    workload: &'static str,
+    inputs: usize,
+    wall: f64,
+    useful_flops: f64,
+    ops: Vec<OpTime>,
+}
+
+/// One operation's line of a profile table.
+struct OpRow<'a> {
+    time: &'a OpTime,
+    /// Percent of the pass's thread time.
+    share: f64,
+    /// For the operations that count FLOPs: their rate, and that rate
+    /// against one core's peak (each call runs on one thread).
+    gflops: Option<f64>,
+    percent_of_core_peak: Option<f64>,
+}
+
+/// Run `pass` once with the per-operation profile on.
+fn profile_pass(
+    mode: Precision,
+    workload: &'static str,
+    inputs: usize,
+    useful_flops: f64,
+    pass: impl FnOnce() -> sift_bert::Result<()>,
+) -> Result<Profile> {
+    profile::enable();
+    let t = Instant::now();
+    let result = pass();
+    let wall = t.elapsed().as_secs_f64();
+    profile::disable();
+    let ops = profile::take();
+    result?;
+    Ok(Profile {
+        mode,
+        workload,
+        inputs,
+        wall,
+        useful_flops,
+        ops: ops.into_iter().filter(|o| o.calls > 0).collect(),
+    })
+}
+
+impl Profile {
+    fn thread_seconds(&self) -> f64 {
+        self.ops.iter().map(|o| o.seconds).sum()
+    }
+
+    /// Each operation's share of the thread time and its rate.
+    fn rows(&self, peaks: &Peaks) -> Vec<OpRow<'_>> {
+        let total = self.thread_seconds();
+        let (core_peak, _) = peaks.per_core(self.mode);
+        self.ops
+            .iter()
+            .map(|o| {
+                let gflops = (o.flops > 0.0 && o.seconds > 0.0).then(|| o.flops / o.seconds / 1e9);
+                OpRow {
+                    time: o,
+                    share: 100.0 * o.seconds / total,
+                    gflops,
+                    percent_of_core_peak: gflops.map(|g| 100.0 * g / core_peak),
+                }
+            })
+            .collect()
+    }
+
+    fn print(&self, peaks: &Peaks) {
+        let thread = self.thread_seconds();
+        let counted: f64 = self.ops.iter().map(|o| o.flops).sum();
+        let (core_peak, kind) = peaks.per_core(self.mode);
+        println!(
+            "\nprofile {} {} ({} inputs, one untimed pass): wall {:.3} s, thread time in the ops {:.3} s = {:.2} × wall; {:.3} useful TFLOP/s end to end ({:.1} useful GFLOP, the ops compute {:.1})",
+            engine_key(self.mode),
+            self.workload,
+            self.inputs,
+            self.wall,
+            thread,
+            thread / self.wall,
+            self.useful_flops / self.wall / 1e12,
+            self.useful_flops / 1e9,
+            counted / 1e9
+        );
+        println!(
+            "| op | calls | thread ms | % of thread time | GFLOP/s | % of {core_peak:.0} per-core {kind} peak |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for row in self.rows(peaks) {
+            let gflops = row.gflops.map_or("-".into(), |g| format!("{g:.1}"));
+            let pct = row
+                .percent_of_core_peak
+                .map_or("-".into(), |p| format!("{p:.0} %"));
+            println!(
+                "| {} | {} | {:.1} | {:.1} % | {gflops} | {pct} |",
+                row.time.op.name(),
+                row.time.calls,
+                row.time.seconds * 1e3,
+                row.share
+            );
+        }
+    }
+
+    fn to_json(&self, peaks: &Peaks) -> Value {
+        let (core_peak, kind) = peaks.per_core(self.mode);
+        let ops: Vec<Value> = self
+            .rows(peaks)
+            .into_iter()
+            .map(|row| {
+                json!({
+                    "op": row.time.op.name(),
+                    "calls": row.time.calls,
+                    "thread_ms": row.time.seconds * 1e3,
+                    "percent_of_thread_time": row.share,
+                    "flops": row.time.flops,
+                    "gflops": row.gflops,
+                    "percent_of_core_peak": row.percent_of_core_peak,
+                })
+            })
+            .collect();
+        json!({
+            "mode": self.mode.name(),
+            "workload": self.workload,
+            "inputs": self.inputs,
+            "wall_seconds": self.wall,
+            "thread_seconds": self.thread_seconds(),
+            "thread_over_wall": self.thread_seconds() / self.wall,
+            "useful_gflop": self.useful_flops / 1e9,
+            "useful_tflops": self.useful_flops / self.wall / 1e12,
+            "core_peak_gflops": core_peak,
+            "core_peak_kind": kind,
+            "ops": ops,
+        })
+    }
+}
+
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+/// One of the targets against this run's figure (`None`: a runner
+/// or workload it needs did not run).
+struct Target {
+    what: String,
+    value: Option<f64>,
+    goal: Goal,
+    /// Decimals to print the value with.
+    digits: usize,
+}
+
+impl Target {
+    /// `None` when met, else how far off.
+    fn shortfall(&self, value: f64) -> Option<f64> {
+        match self.goal {
+            Goal::AtMost(bound) => (value > bound).then_some(value - bound),
+            Goal::AtLeast(bound) => (value < bound).then_some(bound - value),
+        }
+    }
+
+    fn goal_text(&self) -> String {
+        match self.goal {
+            Goal::AtMost(b) => format!("≤ {b}"),
+            Goal::AtLeast(b) => format!("≥ {b}"),
+        }
+    }
+
+    fn verdict(&self) -> String {
+        let d = self.digits;
+        match self.value {
+            None => "n/a".into(),
+            Some(v) => match self.shortfall(v) {
+                None => "met".into(),
+                Some(x) => format!("missed by {x:.d$}"),
+            },
+        }
+    }
+
+    fn print(&self) {
+        let d = self.digits;
+        let value = self.value.map_or("n/a".into(), |v| format!("{v:.d$}"));
+        println!(
+            "  {:<50} {value:>10}  target {:<10} {}",
+            self.what,
+            self.goal_text(),
+            self.verdict()
+        );
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "target": self.what,
+            "value": self.value,
+            "goal": self.goal_text(),
+            "verdict": self.verdict(),
+        })
+    }
 }
 
 fn read_f32(path: &Path) -> Result<Option<Vec<f32>>> {
@@ -601,27 +1268,15 @@ fn read_f32(path: &Path) -> Result<Option<Vec<f32>>> {
     ))
 }
 
-/// The committed cross-encoder under data/rerankers/, or else the parity
-/// construction written to `OUT/parity-cross-encoder`.
-fn default_cross_encoder(args: &Args) -> Result<PathBuf> {
-    if let Ok(entries) = std::fs::read_dir("data/rerankers") {
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("model.safetensors").is_file() && p.join("config.json").is_file())
-            .collect();
-        dirs.sort();
-        if let Some(dir) = dirs.into_iter().next() {
-            eprintln!("cross-encoder: {}", dir.display());
-            return Ok(dir);
-        }
-    }
-    let dir = args.out.join("parity-cross-encoder");
-    write_parity_checkpoint(&args.bi_encoder, &dir)?;
-    eprintln!(
-        "cross-encoder: none committed; the parity construction in {}",
-        dir.display()
-    );
-    Ok(dir)
+/// The first committed cross-encoder under data/rerankers/, if any.
+fn committed_cross_encoder() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("data/rerankers")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.safetensors").is_file() && p.join("config.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs.into_iter().next()
 }
 
 /// The checkpoint of crates/bert/tests/parity.rs: the MiniLM body under
@@ -646,7 +1301,17 @@ fn write_parity_checkpoint(src: &Path, dir: &Path) -> Result<()> {
         "classifier.bias".into(),
         Tensor::new(&[0.25f32], &Device::Cpu)?,
     );
-    safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    // Replaced only when the bytes change: the peers' ONNX files are
+    // stamped with the weights' mtime, and exporting them again costs a
+    // minute per run.
+    let weights = dir.join("model.safetensors");
+    let fresh = dir.join("model.safetensors.new");
+    safetensors::save(&tensors, &fresh)?;
+    if std::fs::read(&weights).ok() == Some(std::fs::read(&fresh)?) {
+        std::fs::remove_file(&fresh)?;
+    } else {
+        std::fs::rename(&fresh, &weights)?;
+    }
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("config.json"))?)?;
     config["num_labels"] = json!(1);
@@ -668,6 +1333,15 @@ fn write_parity_checkpoint(src: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// One rerank workload as the peers get it.
+struct RerankInput<'a> {
+    model: &'a Path,
+    passages: &'a [&'a str],
+    /// The engine's pair length (a trained checkpoint caps it at its
+    /// trained length): the peers must truncate alike to get the same inputs.
+    max_length: usize,
+}
+
 /// The Python peers, loaded once and driven one workload at a time.
 struct Peers {
     child: Child,
@@ -680,13 +1354,10 @@ impl Peers {
     fn start(
         args: &Args,
         bi: &ModelFiles,
-        cross_dir: &Path,
         passages: &[String],
         query: &str,
-        candidates: &[&str],
-        // The engine's pair length (a trained checkpoint caps it at its
-        // trained length): the peers must truncate alike to get the same inputs.
-        max_length: usize,
+        rerank: RerankInput,
+        long: Option<RerankInput>,
     ) -> Result<Option<Peers>> {
         let ok = Command::new(&args.python)
             .args([
@@ -709,15 +1380,20 @@ impl Peers {
         std::fs::create_dir_all(&out_dir)?;
         let spec = json!({
             "bi_encoder": bi.weights.parent().unwrap_or(Path::new(".")),
-            "cross_encoder": cross_dir,
+            "cross_encoder": rerank.model,
             "cache_dir": args.out.join("onnx"),
             "out_dir": out_dir,
             "passages": passages,
             "query": query,
-            "candidates": candidates,
+            "candidates": rerank.passages,
             "batch_size": args.batch_size,
             "max_seq_length": 256,
-            "max_length": max_length,
+            "max_length": rerank.max_length,
+            "long": long.map(|l| json!({
+                "cross_encoder": l.model,
+                "candidates": l.passages,
+                "max_length": l.max_length,
+            })),
             "threads": std::thread::available_parallelism().map_or(2, |n| n.get()),
         });
         let spec_path = args.out.join("peers-spec.json");

@@ -105,6 +105,54 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
     }
 }
 
+/// As [`attention`] for the first query row of each sequence only (keys
+/// and values still span the whole sequence): writes `ctx` as `[seqs,
+/// hidden]`, row `i` for sequence `i`. A classification head reads nothing
+/// else of the last layer.
+pub fn attention_first_rows(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
+    let seqs = offsets.len().saturating_sub(1);
+    if seqs == 0 {
+        return;
+    }
+    let hidden = ctx.len() / seqs;
+    let tokens = offsets[seqs];
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "qkv is not [tokens, 3 * hidden]"
+    );
+    let d = hidden / heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let mut scores = vec![0f32; longest];
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (start, len) = (w[0], w[1] - w[0]);
+        let out = &mut ctx[i * hidden..][..hidden];
+        if len == 0 {
+            out.fill(0.0);
+            continue;
+        }
+        let rows = &qkv[start * 3 * hidden..(start + len) * 3 * hidden];
+        let s = &mut scores[..len];
+        for h in 0..heads {
+            let q = &rows[h * d..][..d];
+            for (j, sj) in s.iter_mut().enumerate() {
+                let k = &rows[j * 3 * hidden + hidden + h * d..][..d];
+                *sj = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+            }
+            softmax_in_place(s);
+            let o = &mut out[h * d..][..d];
+            o.fill(0.0);
+            for (j, &p) in s.iter().enumerate() {
+                let v = &rows[j * 3 * hidden + 2 * hidden + h * d..][..d];
+                for (o, v) in o.iter_mut().zip(v) {
+                    *o += p * v;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +186,24 @@ mod tests {
             }
         }
         ctx
+    }
+
+    #[test]
+    fn first_rows_match_plain_attention() {
+        let (heads, hidden) = (4, 64);
+        let offsets = [0usize, 1, 18, 21, 60];
+        let qkv: Vec<f32> = (0..60 * 3 * hidden)
+            .map(|i| ((i as f32) * 0.377).cos() * 2.0)
+            .collect();
+        let mut ctx = vec![f32::NAN; 4 * hidden];
+        attention_first_rows(&qkv, &offsets, heads, &mut ctx);
+        let want = reference(&qkv, &offsets, heads, hidden);
+        for (s, &start) in offsets[..4].iter().enumerate() {
+            for c in 0..hidden {
+                let (g, w) = (ctx[s * hidden + c], want[start * hidden + c]);
+                assert!((g as f64 - w).abs() < 1e-5, "seq {s} col {c}: {g} vs {w}");
+            }
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod attention;
 pub mod gemm;
 pub mod ops;
 
-pub use attention::attention;
+pub use attention::{attention, attention_first_rows};
 pub use gemm::{Matmul, PackedLinear};
 pub use ops::{add_bias_gelu, gelu_erf, residual_layer_norm, softmax_in_place};
 
