@@ -2,29 +2,14 @@
 //! stored vectors without its dead points, searches go on meanwhile, a crash
 //! at any step leaves a loadable graph, and one process writes at a time.
 
-use sift_core::{Chunk, ChunkId, Config, Document, ModelSource, SearchOptions};
+use sift_core::{Chunk, ChunkId, Document, SearchOptions};
 use sift_engine::{Engine, Error};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// The bi-encoder fetched by `just fetch-models`.
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "no bi-encoder in {}: run `just fetch-models`",
-        dir.display()
-    );
-    dir
-}
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.models.bi_encoder = ModelSource::local(model_dir());
-    config.models.cross_encoder = ModelSource::local("/nonexistent");
-    config
-}
+mod common;
+use common::config;
 
 fn open_writer(dir: &Path) -> Engine {
     Engine::builder(dir)

@@ -24,15 +24,8 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "no bi-encoder in {}: run `just fetch-models`",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::model_dir;
 
 fn config() -> Config {
     let mut config = Config::default();

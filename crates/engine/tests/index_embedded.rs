@@ -1,27 +1,12 @@
 //! `Engine::index_embedded`: chunks with vectors computed elsewhere are
 //! written, committed, searched and reopened like embedded ones.
 
-use sift_core::{Chunk, ChunkId, Config, Document, ModelSource, SearchOptions};
+use sift_core::{Chunk, ChunkId, Document, SearchOptions};
 use sift_engine::Engine;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The bi-encoder fetched by `just fetch-models`.
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "no bi-encoder in {}: run `just fetch-models`",
-        dir.display()
-    );
-    dir
-}
-
-fn config() -> Config {
-    let mut config = Config::default();
-    config.models.bi_encoder = ModelSource::local(model_dir());
-    config.models.cross_encoder = ModelSource::local("/nonexistent");
-    config
-}
+mod common;
+use common::config;
 
 /// The engine over `dir` (created when `create`), stage 1 only.
 fn open(dir: &Path, create: bool) -> Engine {
