@@ -16,37 +16,54 @@
 use crate::api::{CompactionStatus, LastCompaction};
 use crate::metrics::Metrics;
 use sift_engine::Engine;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Whether a compaction is running, and how the last one went.
 #[derive(Default)]
 pub(crate) struct Compactor {
-    running: AtomicBool,
-    completed: AtomicU64,
-    failed: AtomicU64,
-    last: Mutex<Option<LastCompaction>>,
+    /// One lock for all of it, so that `/stats` never sees a half-told end
+    /// (a count raised while the report is still the previous one).
+    state: Mutex<State>,
 }
 
-/// Clears the running flag however the job ends (a panic included).
+#[derive(Default)]
+struct State {
+    running: bool,
+    completed: u64,
+    failed: u64,
+    last: Option<LastCompaction>,
+}
+
+/// Clears the running flag if the job ends without saying how (a panic).
 struct RunningGuard(Arc<Compactor>, prometheus::IntGauge);
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.0.running.store(false, Ordering::SeqCst);
-        self.1.dec();
+        let mut state = self.0.state();
+        if state.running {
+            state.running = false;
+            self.1.dec();
+        }
     }
 }
 
 impl Compactor {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain counters: still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn status(&self, engine: &Engine) -> CompactionStatus {
+        let state = self.state();
         CompactionStatus {
             dead_ratio_threshold: engine.config().index.compact_dead_ratio,
-            running: self.running.load(Ordering::SeqCst),
-            completed: self.completed.load(Ordering::SeqCst),
-            failed: self.failed.load(Ordering::SeqCst),
-            last: self.last.lock().expect("not poisoned").clone(),
+            running: state.running,
+            completed: state.completed,
+            failed: state.failed,
+            last: state.last.clone(),
         }
     }
 
@@ -57,12 +74,12 @@ impl Compactor {
         if !engine.needs_compaction() {
             return false;
         }
-        if self
-            .running
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
         {
-            return false;
+            let mut state = self.state();
+            if state.running {
+                return false;
+            }
+            state.running = true;
         }
         metrics.compaction_running.inc();
         let guard = RunningGuard(self.clone(), metrics.compaction_running.clone());
@@ -82,9 +99,13 @@ impl Compactor {
             let finished_unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let last = match result {
+            if let Ok(stats) = engine.stats() {
+                metrics.set_index(&stats);
+            }
+            let mut state = compactor.state();
+            state.last = Some(match result {
                 Ok(report) => {
-                    compactor.completed.fetch_add(1, Ordering::SeqCst);
+                    state.completed += 1;
                     metrics.compactions.with_label_values(&["ok"]).inc();
                     LastCompaction {
                         points_before: report.points_before,
@@ -96,7 +117,7 @@ impl Compactor {
                 }
                 Err(e) => {
                     tracing::warn!("background compaction failed (the old graph stays): {e}");
-                    compactor.failed.fetch_add(1, Ordering::SeqCst);
+                    state.failed += 1;
                     metrics.compactions.with_label_values(&["error"]).inc();
                     LastCompaction {
                         points_before: before,
@@ -106,11 +127,11 @@ impl Compactor {
                         error: Some(e.to_string()),
                     }
                 }
-            };
-            if let Ok(stats) = engine.stats() {
-                metrics.set_index(&stats);
-            }
-            *compactor.last.lock().expect("not poisoned") = Some(last);
+            });
+            // Under the same lock, so that whoever sees the count raised
+            // also sees the gauge down.
+            state.running = false;
+            metrics.compaction_running.dec();
         });
         true
     }
