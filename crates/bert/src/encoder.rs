@@ -300,7 +300,7 @@ impl Encoder {
     /// One layer over every token: `x` in, `x` out.
     fn layer(&self, layer: &Layer, x: &mut [f32], offsets: &[usize], b: &mut Buffers) {
         let tokens = *offsets.last().unwrap();
-        let (h, i) = (self.hidden, self.intermediate);
+        let h = self.hidden;
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         profile::time(Op::Attention, attention_flops(offsets, h), || {
@@ -308,9 +308,7 @@ impl Encoder {
         });
         linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);
         self.residual_layer_norm(y, x, &layer.ln_attn);
-        linear(Op::FfnIn, &layer.ffn_in, y, tokens, inter);
-        profile::time(Op::Gelu, 0, || kernels::gelu_erf(&mut inter[..tokens * i]));
-        linear(Op::FfnOut, &layer.ffn_out, inter, tokens, x);
+        kernels::feed_forward(&layer.ffn_in, &layer.ffn_out, y, tokens, inter, x);
         self.residual_layer_norm(x, y, &layer.ln_ffn);
     }
 
@@ -325,7 +323,7 @@ impl Encoder {
     ) -> Packed {
         let tokens = *offsets.last().unwrap();
         let seqs = offsets.len() - 1;
-        let (h, i) = (self.hidden, self.intermediate);
+        let h = self.hidden;
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         let ctx = &mut ctx[..seqs * h];
@@ -336,11 +334,8 @@ impl Encoder {
         linear(Op::AttnOut, &layer.attn_out, ctx, seqs, y);
         let residual = first_rows(x, offsets, h);
         self.residual_layer_norm(y, &residual, &layer.ln_attn);
-        let inter = &mut inter[..seqs * i];
-        linear(Op::FfnIn, &layer.ffn_in, y, seqs, inter);
-        profile::time(Op::Gelu, 0, || kernels::gelu_erf(inter));
         let mut out = vec![0f32; seqs * h];
-        linear(Op::FfnOut, &layer.ffn_out, inter, seqs, &mut out);
+        kernels::feed_forward(&layer.ffn_in, &layer.ffn_out, y, seqs, inter, &mut out);
         self.residual_layer_norm(&mut out, y, &layer.ln_ffn);
         Packed {
             hidden: out,

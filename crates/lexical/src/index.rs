@@ -695,8 +695,7 @@ fn check_checksums(dir: &Path, index: &Index) -> Result<()> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             let segment = name.split('.').next().unwrap_or_default();
-            segments.contains(segment)
-                && entry.metadata().is_ok_and(|m| m.len() < FOOTER_TRAILER)
+            segments.contains(segment) && entry.metadata().is_ok_and(|m| m.len() < FOOTER_TRAILER)
         })
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();

@@ -104,34 +104,145 @@ impl TileConfig {
     };
 }
 
-/// `out[m, n] = a[m, k] · W + bias`, W packed by [`pack`].
+/// Rows of activations rounded to bf16 in the order the kernel reads them:
+/// A tile `(b, t)` (rows `16b..16b+16`, k `32t..32t+32`) is 512
+/// contiguous bf16 at `(b * k / 32 + t) * 512`. A tile load is then one
+/// contiguous kilobyte instead of 16 rows of 64 bytes a row stride apart,
+/// and the 16-row blocks stream through memory in order (the hardware
+/// prefetchers follow them). Rows past `m` up to a multiple of 16 are zero.
+#[derive(Default)]
+pub struct TiledRows {
+    data: Vec<u16>,
+    rows: usize,
+    k: usize,
+}
+
+impl TiledRows {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Resize for `rows × k` (k a multiple of 32), zeroing the padding rows.
+    fn reshape(&mut self, rows: usize, k: usize) {
+        assert!(k.is_multiple_of(KB), "tiled rows need k % 32 == 0");
+        self.data.resize(rows.div_ceil(16) * 16 * k, 0);
+        self.rows = rows;
+        self.k = k;
+        self.zero_padding();
+    }
+
+    /// Zero the last block's rows past `rows`, in each of its k tiles.
+    fn zero_padding(&mut self) {
+        if !self.rows.is_multiple_of(16) {
+            let kt = self.k / KB;
+            let block = self.rows / 16;
+            for t in 0..kt {
+                let tile = &mut self.data[(block * kt + t) * B_TILE..][..B_TILE];
+                tile[(self.rows % 16) * KB..].fill(0);
+            }
+        }
+    }
+
+    /// Round `src` (`[rows, k]` row-major f32) into tile order.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn fill(&mut self, src: &[f32], rows: usize, k: usize) {
+        use std::arch::x86_64::*;
+        assert!(src.len() >= rows * k, "operand sizes");
+        self.reshape(rows, k);
+        let kt = k / KB;
+        for r in 0..rows {
+            let (block, within) = (r / 16, r % 16);
+            let row = src.as_ptr().add(r * k);
+            for t in 0..kt {
+                let lo = _mm512_loadu_ps(row.add(t * KB));
+                let hi = _mm512_loadu_ps(row.add(t * KB + 16));
+                let pair: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+                let dst = self
+                    .data
+                    .as_mut_ptr()
+                    .add((block * kt + t) * B_TILE + within * KB);
+                _mm512_storeu_si512(dst as *mut __m512i, pair);
+            }
+        }
+    }
+
+    /// Back to f32 rows (tests).
+    pub fn to_f32(&self) -> Vec<f32> {
+        let kt = self.k / KB;
+        let mut out = vec![0f32; self.rows * self.k];
+        for r in 0..self.rows {
+            for c in 0..self.k {
+                let (t, j) = (c / KB, c % KB);
+                let v = self.data[((r / 16) * kt + t) * B_TILE + (r % 16) * KB + j];
+                out[r * self.k + c] = super::gemm::bf16_to_f32(v);
+            }
+        }
+        out
+    }
+}
+
+/// Where a product's accumulators go.
+pub enum Output<'a> {
+    /// `[m, n]` row-major f32.
+    F32(&'a mut [f32]),
+    /// GELU of each value, rounded to bf16, as the next product's tiled
+    /// input (`[m, n]`): the feed-forward block's intermediate never
+    /// exists in f32.
+    GeluBf16(&'a mut TiledRows),
+}
+
+/// `out = gelu(tile)` rounded to bf16, for one 16 × 32 block of
+/// accumulators (`acc`, rows of 32 f32) into one A tile (`dst`, rows of 32
+/// bf16).
 ///
-/// `a` is bf16 `[m_pad, k]` row-major with `m_pad` = `m` rounded up to 16
-/// and the extra rows zero (tiles always read 16 rows).
+/// # Safety
+/// The CPU must have AVX-512 F and BF16; `dst` points at 512 writable u16.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")]
+unsafe fn gelu_to_bf16(acc: &mut [f32; 16 * 32], dst: *mut u16) {
+    use std::arch::x86_64::*;
+    for v in acc.iter_mut() {
+        *v = super::ops::gelu_one(*v);
+    }
+    for r in 0..16 {
+        let lo = _mm512_loadu_ps(acc.as_ptr().add(r * 32));
+        let hi = _mm512_loadu_ps(acc.as_ptr().add(r * 32 + 16));
+        let pair: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(dst.add(r * 32) as *mut __m512i, pair);
+    }
+}
+
+/// `out = a · W + bias`, `a` tiled ([`TiledRows`]), W packed by [`pack`].
 ///
 /// Tiles: 0–3 accumulate a 32 × 32 block of `out`, 4–5 hold two 16-row
-/// slices of `a`, 6–7 two 16-column tiles of W.
+/// slices of `a`, 6–7 two 16-column tiles of W. The loads are interleaved
+/// with the products that need them (tile registers are not renamed: a
+/// load into tmm4 waits for every product still reading it, so four loads
+/// up front and four products after leave the unit idle during the loads).
 ///
 /// # Safety
 /// The CPU must have AMX-TILE and AMX-BF16 and [`request_permission`] must
-/// have succeeded; `a.len() >= m_pad * k`, `tiles` packed for `[n, k]`,
-/// `bias.len() >= n`, `out.len() >= m * n`, and [`fits`]`(n, k)`.
-pub unsafe fn gemm(
-    a: &[u16],
-    m: usize,
-    k: usize,
-    tiles: &[u16],
-    n: usize,
-    bias: &[f32],
-    out: &mut [f32],
-) {
+/// have succeeded; `tiles` packed for `[n, k]` with `k == a.k()`,
+/// `bias.len() >= n`, an `F32` output at least `[a.rows(), n]`, and
+/// [`fits`]`(n, k)`.
+pub unsafe fn gemm(a: &TiledRows, tiles: &[u16], n: usize, bias: &[f32], out: Output<'_>) {
+    let (m, k) = (a.rows, a.k);
     let m_pad = m.div_ceil(16) * 16;
-    debug_assert!(a.len() >= m_pad * k && out.len() >= m * n && tiles.len() == n * k);
+    debug_assert!(a.data.len() >= m_pad * k && tiles.len() == n * k && bias.len() >= n);
     let kt = k / KB;
-    let lda = (k * 2) as isize; // bytes per row of a
-    let ldc = (n * 4) as isize; // bytes per row of out
-    let b_stride = (2 * NB * 2) as isize; // bytes per B tile row
-    let mut spill = [0f32; 16 * 16];
+    let tile_bytes = 64isize; // bytes per tile row, A and B alike
+    let mut out = out;
+    match &mut out {
+        Output::F32(o) => assert!(o.len() >= m * n, "output is not [m, n]"),
+        Output::GeluBf16(t) => t.reshape(m, n),
+    }
+    let mut spill = [0f32; 16 * 32];
     asm!("ldtilecfg [{}]", in(reg) TileConfig::FULL.0.as_ptr(), options(nostack, readonly));
     for mc in (0..m_pad).step_by(MC) {
         let mc_end = (mc + MC).min(m_pad);
@@ -154,77 +265,60 @@ pub unsafe fn gemm(
                     zero = in(reg) 0usize,
                     options(nostack, readonly)
                 );
-                let a0 = a.as_ptr().add(i * k);
+                let a0 = a.data.as_ptr().add((i / 16) * kt * B_TILE);
+                let a1 = a0.add(kt * B_TILE);
                 for t in 0..kt {
-                    let (pa, pb0, pb1) = (a0.add(t * KB), b0.add(t * B_TILE), b1.add(t * B_TILE));
+                    let (pa0, pa1) = (a0.add(t * B_TILE), a1.add(t * B_TILE));
+                    let (pb0, pb1) = (b0.add(t * B_TILE), b1.add(t * B_TILE));
                     if two {
                         asm!(
-                            "tileloadd tmm4, [{a} + {lda}*1]",
-                            "tileloadd tmm5, [{a2} + {lda}*1]",
-                            "tileloadd tmm6, [{b0} + {ldb}*1]",
-                            "tileloadd tmm7, [{b1} + {ldb}*1]",
+                            "tileloadd tmm4, [{a0} + {s}*1]",
+                            "tileloadd tmm6, [{b0} + {s}*1]",
                             "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{b1} + {s}*1]",
                             "tdpbf16ps tmm1, tmm4, tmm7",
+                            "tileloadd tmm5, [{a1} + {s}*1]",
                             "tdpbf16ps tmm2, tmm5, tmm6",
                             "tdpbf16ps tmm3, tmm5, tmm7",
-                            a = in(reg) pa,
-                            a2 = in(reg) pa.add(16 * k),
-                            lda = in(reg) lda,
+                            a0 = in(reg) pa0,
+                            a1 = in(reg) pa1,
                             b0 = in(reg) pb0,
                             b1 = in(reg) pb1,
-                            ldb = in(reg) b_stride,
+                            s = in(reg) tile_bytes,
                             options(nostack, readonly)
                         );
                     } else {
                         asm!(
-                            "tileloadd tmm4, [{a} + {lda}*1]",
-                            "tileloadd tmm6, [{b0} + {ldb}*1]",
-                            "tileloadd tmm7, [{b1} + {ldb}*1]",
+                            "tileloadd tmm4, [{a0} + {s}*1]",
+                            "tileloadd tmm6, [{b0} + {s}*1]",
                             "tdpbf16ps tmm0, tmm4, tmm6",
+                            "tileloadd tmm7, [{b1} + {s}*1]",
                             "tdpbf16ps tmm1, tmm4, tmm7",
-                            a = in(reg) pa,
-                            lda = in(reg) lda,
+                            a0 = in(reg) pa0,
                             b0 = in(reg) pb0,
                             b1 = in(reg) pb1,
-                            ldb = in(reg) b_stride,
+                            s = in(reg) tile_bytes,
                             options(nostack, readonly)
                         );
                     }
                 }
-                // Store each accumulator straight into `out` when its 16
-                // rows are real, else through `spill` (the padding rows
-                // have nowhere to go).
                 for (slice, row0) in [(0usize, i), (1, i + 16)] {
                     if slice == 1 && !two {
                         break;
                     }
-                    for half in 0..2 {
-                        let col0 = 2 * jb * NB + half * NB;
-                        let direct = row0 + 16 <= m;
-                        let (dst, stride) = if direct {
-                            (out.as_mut_ptr().add(row0 * n + col0), ldc)
-                        } else {
-                            (spill.as_mut_ptr(), 64)
-                        };
-                        match (slice, half) {
-                            (0, 0) => {
-                                asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) dst, s = in(reg) stride, options(nostack))
-                            }
-                            (0, 1) => {
-                                asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) dst, s = in(reg) stride, options(nostack))
-                            }
-                            (1, 0) => {
-                                asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) dst, s = in(reg) stride, options(nostack))
-                            }
-                            _ => {
-                                asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) dst, s = in(reg) stride, options(nostack))
-                            }
-                        }
-                        if !direct {
-                            for r in 0..m.saturating_sub(row0) {
-                                out[(row0 + r) * n + col0..][..NB]
-                                    .copy_from_slice(&spill[r * NB..][..NB]);
-                            }
+                    match &mut out {
+                        Output::F32(o) => store_f32(slice, row0, m, n, 2 * jb * NB, o, &mut spill),
+                        Output::GeluBf16(t) => {
+                            // Both 16-column halves side by side: one
+                            // 16 × 32 block, one tile of the next input.
+                            let p = spill.as_mut_ptr();
+                            store_tile(slice, 0, p, 128);
+                            store_tile(slice, 1, p.add(NB), 128);
+                            let dst = t
+                                .data
+                                .as_mut_ptr()
+                                .add(((row0 / 16) * (n / KB) + jb) * B_TILE);
+                            gelu_to_bf16(&mut spill, dst);
                         }
                     }
                 }
@@ -233,4 +327,60 @@ pub unsafe fn gemm(
         }
     }
     asm!("tilerelease", options(nostack, nomem));
+    if let Output::GeluBf16(t) = out {
+        // The padding rows received gelu(bias).
+        t.zero_padding();
+    }
+}
+
+/// Store accumulator `slice` (0: tmm0/1, 1: tmm2/3), `half` (0 or 1) to
+/// `dst` with `stride` bytes between rows.
+#[inline(always)]
+unsafe fn store_tile(slice: usize, half: usize, dst: *mut f32, stride: isize) {
+    match (slice, half) {
+        (0, 0) => {
+            asm!("tilestored [{p} + {s}*1], tmm0", p = in(reg) dst, s = in(reg) stride, options(nostack))
+        }
+        (0, 1) => {
+            asm!("tilestored [{p} + {s}*1], tmm1", p = in(reg) dst, s = in(reg) stride, options(nostack))
+        }
+        (1, 0) => {
+            asm!("tilestored [{p} + {s}*1], tmm2", p = in(reg) dst, s = in(reg) stride, options(nostack))
+        }
+        _ => {
+            asm!("tilestored [{p} + {s}*1], tmm3", p = in(reg) dst, s = in(reg) stride, options(nostack))
+        }
+    }
+}
+
+/// Store one 16-row slice of accumulators (two 16 × 16 tiles) at rows
+/// `row0..` and columns `col0..col0 + 32` of a `[m, n]` f32 output:
+/// straight into it when all 16 rows are real, else through `spill` (the
+/// padding rows have nowhere to go).
+#[inline(always)]
+unsafe fn store_f32(
+    slice: usize,
+    row0: usize,
+    m: usize,
+    n: usize,
+    col0: usize,
+    out: &mut [f32],
+    spill: &mut [f32; 16 * 32],
+) {
+    for half in 0..2 {
+        let col = col0 + half * NB;
+        if row0 + 16 <= m {
+            store_tile(
+                slice,
+                half,
+                out.as_mut_ptr().add(row0 * n + col),
+                (n * 4) as isize,
+            );
+        } else {
+            store_tile(slice, half, spill.as_mut_ptr(), 64);
+            for r in 0..m.saturating_sub(row0) {
+                out[(row0 + r) * n + col..][..NB].copy_from_slice(&spill[r * NB..][..NB]);
+            }
+        }
+    }
 }

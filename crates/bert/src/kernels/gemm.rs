@@ -14,6 +14,8 @@
 //!   ([`super::amx`]): same rounding, same f32 accumulation, many times
 //!   the throughput.
 
+#[cfg(target_arch = "x86_64")]
+use super::amx;
 use super::Isa;
 
 /// Arithmetic of a [`PackedLinear`].
@@ -212,21 +214,100 @@ impl PackedLinear {
                 unreachable!("bf16 panels are only built on x86-64");
             }
             #[cfg(target_arch = "x86_64")]
-            Repr::Amx { tiles } => {
-                // Tiles read 16 rows at a time: the padding rows are zero.
-                let mut a16 = vec![0u16; m.div_ceil(16) * 16 * k];
+            Repr::Amx { tiles } => TILED_INPUT.with_borrow_mut(|a16| {
                 // SAFETY: an Amx representation is only built when AMX-BF16
                 // (so AVX-512 BF16) was detected and the OS granted the tile
-                // state, for a shape that `fits`; `a16` has m rounded up to
-                // 16 rows, `tiles` is n * k by construction, `out` is
-                // asserted above.
+                // state, for a shape that `fits`; `tiles` is n * k by
+                // construction, `a` and `out` are asserted above.
                 unsafe {
-                    bf16_avx512::round_to_bf16(&a[..m * k], &mut a16);
-                    super::amx::gemm(&a16, m, k, tiles, n, &self.bias, out)
-                };
-            }
+                    a16.fill(&a[..m * k], m, k);
+                    amx::gemm(a16, tiles, n, &self.bias, amx::Output::F32(out))
+                }
+            }),
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// The bf16 copy of a product's input, reused by each worker thread.
+    static TILED_INPUT: std::cell::RefCell<amx::TiledRows> = Default::default();
+    /// The feed-forward block's bf16 intermediate (see [`feed_forward`]).
+    static TILED_INTERMEDIATE: std::cell::RefCell<amx::TiledRows> = Default::default();
+}
+
+/// Rows per block of the fused feed-forward block: a block's input, its
+/// bf16 intermediate (256 × 1536 × 2 bytes for MiniLM) and its output stay
+/// in L2 between the two products.
+#[cfg(target_arch = "x86_64")]
+const FFN_ROWS: usize = 256;
+
+/// The feed-forward block, `out = gelu(a · W_inᵀ + b_in) · W_outᵀ + b_out`
+/// over `m` rows of `a`, timed as [`Op::FfnIn`], [`Op::Gelu`] and
+/// [`Op::FfnOut`].
+///
+/// On AMX the GELU runs on the first product's accumulators and rounds
+/// straight into the second product's tiled bf16 input, block by block of
+/// rows: the `[m, intermediate]` f32 matrix (5.5 MB for a batch of 7
+/// pairs of 128 tokens) is never written, read back for GELU, written
+/// again and read once more for rounding. The values are the same as the
+/// unfused path's: the same products, GELU and rounding, in the same order.
+/// Elsewhere the three steps run one after another through `inter`.
+pub fn feed_forward(
+    ffn_in: &PackedLinear,
+    ffn_out: &PackedLinear,
+    a: &[f32],
+    m: usize,
+    inter: &mut [f32],
+    out: &mut [f32],
+) {
+    use crate::profile::{self, Op};
+    let (h, i) = (ffn_in.in_features(), ffn_in.out_features());
+    assert_eq!(
+        ffn_out.in_features(),
+        i,
+        "ffn_out does not read ffn_in's output"
+    );
+    assert!(
+        a.len() >= m * h && out.len() >= m * ffn_out.out_features(),
+        "operand sizes"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let (Repr::Amx { tiles: w_in }, Repr::Amx { tiles: w_out }) = (&ffn_in.repr, &ffn_out.repr) {
+        let n = ffn_out.out_features();
+        TILED_INPUT.with_borrow_mut(|a16| {
+            TILED_INTERMEDIATE.with_borrow_mut(|inter16| {
+                for start in (0..m).step_by(FFN_ROWS) {
+                    let rows = FFN_ROWS.min(m - start);
+                    // SAFETY: both weights are AMX-packed, so the CPU has
+                    // AMX-BF16 and AVX-512 BF16 and the tile state was
+                    // granted; the block's rows are inside `a` and `out`
+                    // (asserted above), `ffn_out` reads `i` columns.
+                    unsafe {
+                        profile::time(Op::FfnIn, 2 * rows * h * i, || {
+                            a16.fill(&a[start * h..(start + rows) * h], rows, h);
+                            amx::gemm(a16, w_in, i, &ffn_in.bias, amx::Output::GeluBf16(inter16))
+                        });
+                        profile::time(Op::FfnOut, 2 * rows * i * n, || {
+                            amx::gemm(
+                                inter16,
+                                w_out,
+                                n,
+                                &ffn_out.bias,
+                                amx::Output::F32(&mut out[start * n..(start + rows) * n]),
+                            )
+                        });
+                    }
+                }
+            })
+        });
+        return;
+    }
+    let inter = &mut inter[..m * i];
+    profile::time(Op::FfnIn, 2 * m * h * i, || ffn_in.forward(a, m, inter));
+    profile::time(Op::Gelu, 0, || super::gelu_erf(inter));
+    let n = ffn_out.out_features();
+    profile::time(Op::FfnOut, 2 * m * i * n, || ffn_out.forward(inter, m, out));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -456,6 +537,79 @@ mod tests {
         // Shapes that do not fit the tiles fall back to the AVX-512 panels.
         let (w, b) = (data(64 * 30, 0.1), data(64, 0.2));
         assert!(!PackedLinear::new(&w, &b, 64, 30, Matmul::Bf16).uses_amx());
+    }
+
+    #[test]
+    fn fused_feed_forward_equals_the_three_steps() {
+        let isa = Isa::detect();
+        // Every path: the fused one only exists on AMX, the others must
+        // still give the unfused result through `feed_forward`.
+        let mut kinds = vec![(Matmul::F32, isa)];
+        if isa.avx512_bf16 {
+            kinds.push((
+                Matmul::Bf16,
+                Isa {
+                    amx_bf16: false,
+                    ..isa
+                },
+            ));
+        }
+        if isa.amx_bf16 {
+            kinds.push((Matmul::Bf16, isa));
+        } else {
+            eprintln!("no AMX here: only the unfused feed-forward runs");
+        }
+        let (h, i) = (64, 256);
+        let (w1, b1, w2, b2) = (
+            data(i * h, 0.1),
+            data(i, 0.2),
+            data(h * i, 0.3),
+            data(h, 0.4),
+        );
+        for (kind, isa) in kinds {
+            let ffn_in = PackedLinear::for_isa(&w1, &b1, i, h, kind, isa);
+            let ffn_out = PackedLinear::for_isa(&w2, &b2, h, i, kind, isa);
+            // One row, a ragged 16-row tail, and more than one 256-row block.
+            for m in [1, 37, 300, 555] {
+                let a = data(m * h, 0.5 + m as f32);
+                let mut inter = vec![0f32; m * i];
+                ffn_in.forward(&a, m, &mut inter);
+                super::super::gelu_erf(&mut inter);
+                let mut want = vec![0f32; m * h];
+                ffn_out.forward(&inter, m, &mut want);
+                let mut got = vec![f32::NAN; m * h];
+                let mut scratch = vec![0f32; m * i];
+                feed_forward(&ffn_in, &ffn_out, &a, m, &mut scratch, &mut got);
+                assert_eq!(got, want, "{kind:?}, amx {}, m {m}", ffn_in.uses_amx());
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tiled_rows_hold_the_rounded_values_and_zero_padding() {
+        if !Isa::detect().amx_bf16 {
+            eprintln!("no AMX here: tiled rows are only used on AMX");
+            return;
+        }
+        let (rows, k) = (21, 96);
+        let src = data(rows * k, 0.9);
+        let mut tiled = amx::TiledRows::default();
+        // Dirty the buffer first: a reshape must zero the padding again.
+        // SAFETY: AMX-BF16 implies AVX-512 F and BF16.
+        unsafe {
+            tiled.fill(&data(32 * k, 0.1), 32, k);
+            tiled.fill(&src, rows, k);
+        }
+        let want: Vec<f32> = src.iter().map(|&x| bf16_to_f32(bf16_bits(x))).collect();
+        assert_eq!(tiled.to_f32(), want);
+        assert_eq!((tiled.rows(), tiled.k()), (rows, k));
+        // The same through a product, whose thread-local input buffer held
+        // 32 full rows just before.
+        let (w, b) = (data(64 * k, 0.2), data(64, 0.3));
+        let lin = PackedLinear::new(&w, &b, 64, k, Matmul::Bf16);
+        check_bf16(&lin, &data(32 * k, 0.1), &w, &b, 32);
+        check_bf16(&lin, &src, &w, &b, rows);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod gemm;
 pub mod ops;
 
 pub use attention::{attention, attention_first_rows};
-pub use gemm::{Matmul, PackedLinear};
+pub use gemm::{feed_forward, Matmul, PackedLinear};
 pub use ops::{add_bias_gelu, gelu_erf, residual_layer_norm, softmax_in_place};
 
 use std::sync::OnceLock;

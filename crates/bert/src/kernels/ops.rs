@@ -56,7 +56,7 @@ pub fn erf_approx(x: f32) -> f32 {
 
 /// GELU, erf form (BERT's `hidden_act = "gelu"`).
 #[inline(always)]
-fn gelu_one(x: f32) -> f32 {
+pub(crate) fn gelu_one(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_approx(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
