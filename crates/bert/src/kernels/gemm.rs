@@ -42,7 +42,7 @@ enum Repr {
     Bf16 { panels: Vec<u16> },
     /// AMX B tiles (see [`super::amx::pack`]).
     #[cfg(target_arch = "x86_64")]
-    Amx { tiles: Vec<u16> },
+    Amx { tiles: super::amx::AlignedBf16 },
 }
 
 /// A linear layer's weight `[n, k]` (PyTorch layout) and bias `[n]`,
