@@ -49,6 +49,7 @@ impl Bert {
         let kind = match precision {
             Precision::F32 => Matmul::F32,
             Precision::Fast => Matmul::Bf16,
+            Precision::Int8 => Matmul::Int8,
         };
         let encoder =
             Encoder::load(body.clone(), &config, kind).map_err(|e| invalid(&files.weights, e))?;

@@ -57,8 +57,9 @@ pub struct Settings {
     /// Texts per bi-encoder batch.
     #[arg(long, global = true, help_heading = "Models")]
     pub embed_batch_size: Option<usize>,
-    /// Arithmetic of both models: f32 (exact) or fast (bf16 on AMX /
-    /// AVX-512 BF16 CPUs, f32 elsewhere).
+    /// Arithmetic of both models: f32 (exact), fast (bf16 on AMX /
+    /// AVX-512 BF16 CPUs) or int8 (linear layers on AVX-512 VNNI); the
+    /// last two are f32 on CPUs without those instructions.
     #[arg(long, global = true, env = "SIFT_PRECISION", help_heading = "Models")]
     pub precision: Option<sift_core::Precision>,
 

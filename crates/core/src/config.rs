@@ -751,6 +751,7 @@ mod tests {
         for (text, want) in [
             ("fast", Precision::Fast),
             ("bf16", Precision::Fast),
+            ("int8", Precision::Int8),
             ("f32", Precision::F32),
             ("exact", Precision::F32),
         ] {

@@ -11,7 +11,10 @@ use std::str::FromStr;
 /// valid. `Fast` rounds the operands of the matrix products to bf16 (f32
 /// accumulation) where the CPU has AMX or AVX-512 BF16, for speed: embeddings
 /// within cosine 0.9999 of `F32`, reranked lists unchanged to within noise
-/// (eval/README.md); it falls back to `F32` elsewhere.
+/// (eval/README.md); it falls back to `F32` elsewhere. `Int8` quantises the
+/// linear layers to 8 bits (per-column weights, per-row activations, as
+/// ONNX Runtime's dynamic quantisation) where the CPU has AVX-512 VNNI;
+/// it also falls back to `F32` elsewhere.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -20,6 +23,9 @@ pub enum Precision {
     F32,
     #[serde(alias = "bf16")]
     Fast,
+    /// Weights and activations of the linear layers in 8 bits (AVX-512
+    /// VNNI), attention and everything else in f32.
+    Int8,
 }
 
 impl Precision {
@@ -27,6 +33,7 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::Fast => "fast",
+            Precision::Int8 => "int8",
         }
     }
 }
@@ -43,7 +50,8 @@ impl FromStr for Precision {
         match s {
             "f32" | "exact" => Ok(Precision::F32),
             "fast" | "bf16" => Ok(Precision::Fast),
-            other => Err(format!("unknown precision {other:?} (f32 or fast)")),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision {other:?} (f32, fast or int8)")),
         }
     }
 }

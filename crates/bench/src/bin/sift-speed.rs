@@ -28,6 +28,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
+use sift_bert::kernels::{peak::Peak, Matmul};
 use sift_bert::profile::{self, OpTime};
 use sift_bert::{BiEncoder, CrossEncoder, ModelFiles, Precision};
 use sift_core::{Chunk, ChunkId, ChunkingConfig, Document};
@@ -71,7 +72,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Engine precisions to time, comma-separated (f32, fast).
-    #[arg(long, default_value = "f32,fast", value_delimiter = ',')]
+    #[arg(long, default_value = "f32,fast,int8", value_delimiter = ',')]
     modes: Vec<Precision>,
     /// Embedding batch size (the engine's default).
     #[arg(long, default_value_t = 32)]
@@ -96,18 +97,6 @@ struct Args {
     /// Where the JSON report and the peers' files go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
-    /// Machine peak in f32 GFLOP/s, to report efficiency against. Default:
-    /// cores × the clock in /proc/cpuinfo × 64 FLOPs per cycle (two
-    /// AVX-512 FMA ports × 16 lanes × 2), or × 32 without AVX-512.
-    #[arg(long)]
-    peak_gflops: Option<f64>,
-    /// Machine peak of the AMX bf16 tiles in GFLOP/s, the fast mode's
-    /// efficiency is reported against. Default: cores × the clock × 2048
-    /// FLOPs per cycle (one 16 × 16 × 32 `tdpbf16ps` per 16 cycles per
-    /// core); where the engine runs no tiles, the fast mode is held against
-    /// the f32 peak.
-    #[arg(long)]
-    tile_peak_gflops: Option<f64>,
 }
 
 /// The long workload's pair length: all BERT's positions, which is what a
@@ -148,15 +137,8 @@ fn main() -> Result<()> {
     sift_bench::run_as_sift_does();
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
-    let peaks = Peaks::new(&args);
-    eprintln!("peak f32: {:.0} GFLOP/s ({})", peaks.f32, peaks.f32_rule);
-    eprintln!(
-        "peak bf16 tiles: {} ({})",
-        peaks
-            .tile
-            .map_or("none".into(), |t| format!("{t:.0} GFLOP/s")),
-        peaks.tile_rule
-    );
+    let peaks = Peaks::measure();
+    eprintln!("{}", peaks.describe());
 
     // ---- inputs ----
     let bi_files = ModelFiles::from_dir(&args.bi_encoder).with_context(|| {
@@ -605,7 +587,11 @@ fn main() -> Result<()> {
             .and_then(|e| e.get(key))
             .and_then(Value::as_f64)
     };
-    let (f32_key, fast_key) = (engine_key(Precision::F32), engine_key(Precision::Fast));
+    let (f32_key, fast_key, int8_key) = (
+        engine_key(Precision::F32),
+        engine_key(Precision::Fast),
+        engine_key(Precision::Int8),
+    );
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
     let targets = [
         Target {
@@ -618,6 +604,18 @@ fn main() -> Result<()> {
             what: format!("rerank: |fast − f32 nDCG@10| on {} queries", queries.len()),
             value: accuracy_of(&fast_key, "ndcg10_minus_f32").map(f64::abs),
             goal: Goal::AtMost(0.003),
+            digits: 4,
+        },
+        Target {
+            what: format!("rerank {} pairs: int8 median ms", rerank_passages.len()),
+            value: median_of(&rerank_times, &int8_key).map(|s| s * 1e3),
+            goal: Goal::AtMost(80.0),
+            digits: 1,
+        },
+        Target {
+            what: format!("rerank: |int8 − f32 nDCG@10| on {} queries", queries.len()),
+            value: accuracy_of(&int8_key, "ndcg10_minus_f32").map(f64::abs),
+            goal: Goal::AtMost(0.005),
             digits: 4,
         },
         Target {
@@ -697,22 +695,11 @@ fn main() -> Result<()> {
         "accuracy": accuracy,
         "profile": profiles.iter().map(|p| p.to_json(&peaks)).collect::<Vec<_>>(),
         "targets": targets.iter().map(Target::to_json).collect::<Vec<_>>(),
-        "peak_gflops": peaks.f32,
-        "machine_peak_rule": peaks.f32_rule,
-        "tile_peak_gflops": peaks.tile,
-        "tile_peak_rule": peaks.tile_rule,
+        "peaks": peaks.to_json(),
     });
     let path = args.out.join("speed.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-    println!(
-        "\npeaks: f32 {:.0} GFLOP/s ({}); bf16 tiles {} ({})",
-        peaks.f32,
-        peaks.f32_rule,
-        peaks
-            .tile
-            .map_or("none".into(), |t| format!("{t:.0} GFLOP/s")),
-        peaks.tile_rule
-    );
+    println!("\n{}", peaks.describe());
     if !rerank_times.is_empty() {
         print_rerank_table(
             &format!(
@@ -910,7 +897,7 @@ fn print_rerank_table(
         let gf = gflop / med;
         println!(
             "| {name} | {min:.3} | {med:.3} | {max:.3} | {ratio} | {gf:.1} | {:.0} % |",
-            100.0 * gf / peaks.of(name)
+            100.0 * gf / peaks.of(name).gflops
         );
     }
 }
@@ -941,118 +928,106 @@ fn print_embed_table(
             n / min,
             n / med,
             n / max,
-            100.0 * gf / peaks.of(name)
+            100.0 * gf / peaks.of(name).gflops
         );
     }
 }
 
-/// What the "% of peak" figures divide by.
-struct Peaks {
-    /// The machine's f32 GFLOP/s, and how it was derived.
-    f32: f64,
-    f32_rule: String,
-    /// The machine's AMX bf16 tile GFLOP/s, where the engine's fast mode
-    /// runs on tiles; `None` where it does not.
-    tile: Option<f64>,
-    tile_rule: String,
-    /// Cores this process may use: each operation of the profile runs on
-    /// one thread, so its share of the peak is against one core's.
-    cores: usize,
-}
+/// What the "% of peak" figures divide by: the measured peak of the
+/// instruction each runner's products run on (see
+/// [`sift_bert::kernels::peak`]).
+struct Peaks(sift_bert::kernels::peak::Peaks);
 
 impl Peaks {
-    fn new(args: &Args) -> Peaks {
+    fn measure() -> Peaks {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mhz = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|l| l.starts_with("cpu MHz"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })
-            .unwrap_or(2600.0);
-        let ghz = mhz / 1e3;
-        let (f32, f32_rule) = match args.peak_gflops {
-            Some(p) => (p, "given with --peak-gflops".to_owned()),
-            None => machine_peak_gflops(cores, ghz),
-        };
-        // The engine's own detection: SIFT_KERNELS=no-amx, or an OS that
-        // refuses the tile state, leaves the fast mode on AVX-512 BF16.
-        let tiles_in_use = sift_bert::kernels::Isa::detect().amx_bf16;
-        let (tile, tile_rule) = match args.tile_peak_gflops {
-            Some(p) => (Some(p), "given with --tile-peak-gflops".to_owned()),
-            None if tiles_in_use => (
-                Some(cores as f64 * ghz * 2048.0),
-                format!(
-                    "{cores} cores × {ghz:.2} GHz × 2048 FLOP/cycle (one tdpbf16ps = 16 × 16 × 32 = 8,192 multiply-adds per 16 cycles per core)"
-                ),
-            ),
-            None => (
-                None,
-                "the engine runs no AMX tiles here: the fast mode (AVX-512 BF16) is held against the f32 peak".to_owned(),
-            ),
-        };
-        Peaks {
-            f32,
-            f32_rule,
-            tile,
-            tile_rule,
-            cores,
+        Peaks(sift_bert::kernels::peak::Peaks::measure(cores))
+    }
+
+    /// The engine's products in `mode`: what a `Precision` loads as.
+    fn of_mode(&self, mode: Precision) -> Peak {
+        self.0.of(match mode {
+            Precision::F32 => Matmul::F32,
+            Precision::Fast => Matmul::Bf16,
+            Precision::Int8 => Matmul::Int8,
+        })
+    }
+
+    /// The machine peak a runner is held against: its precision's for the
+    /// engine's modes; int8 (VNNI) for ONNX Runtime's int8, which runs
+    /// `vpdpbusd` where the CPU has it; f32 for the fp32 peers.
+    fn of(&self, runner: &str) -> Peak {
+        for mode in [Precision::F32, Precision::Fast, Precision::Int8] {
+            if runner == engine_key(mode) {
+                return self.of_mode(mode);
+            }
+        }
+        if runner.contains("int8") {
+            self.0.of(Matmul::Int8)
+        } else {
+            self.0.f32
         }
     }
 
-    /// The machine peak a runner is held against: the tile peak for the
-    /// engine's fast mode, the f32 peak for everything else (the peers run
-    /// fp32 or int8 on the vector units).
-    fn of(&self, runner: &str) -> f64 {
-        match self.tile {
-            Some(tile) if runner == engine_key(Precision::Fast) => tile,
-            _ => self.f32,
-        }
-    }
-
-    /// One core's peak for an engine mode, and which peak it is.
+    /// One core's peak for an engine mode, and which instruction it is.
     fn per_core(&self, mode: Precision) -> (f64, &'static str) {
-        let kind = match (mode, self.tile) {
-            (Precision::Fast, Some(_)) => "bf16 tile",
-            _ => "f32",
-        };
-        (self.of(&engine_key(mode)) / self.cores as f64, kind)
+        let peak = self.of_mode(mode);
+        (peak.gflops_per_core, peak.instruction)
     }
 
     /// The header of the tables' "% of peak" column.
     fn column(&self) -> String {
-        match self.tile {
-            Some(tile) => format!(
-                "% of peak ({} vs {tile:.0} bf16 tile, others vs {:.0} f32)",
-                engine_key(Precision::Fast),
-                self.f32
-            ),
-            None => format!("% of {:.0} f32 peak", self.f32),
-        }
+        "% of its peak".to_owned()
     }
-}
 
-/// The machine's f32 peak and how it was derived: cores (those this
-/// process may use) × the nominal clock × FLOPs per cycle per core.
-fn machine_peak_gflops(cores: usize, ghz: f64) -> (f64, String) {
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let avx512 = false;
-    let per_cycle = if avx512 { 64.0 } else { 32.0 };
-    (
-        cores as f64 * ghz * per_cycle,
-        format!(
-            "{cores} cores × {ghz:.2} GHz × {per_cycle} FLOP/cycle ({})",
-            if avx512 {
-                "2 AVX-512 FMA ports × 16 lanes × 2"
-            } else {
-                "2 AVX2 FMA ports × 8 lanes × 2"
+    /// One line per peak, for the log and the report.
+    fn describe(&self) -> String {
+        let p = &self.0;
+        let line = |name: &str, peak: &Peak| {
+            format!(
+                "  {name:5} {:>8.0} GFLOP/s ({:.0} per core) {} ({})",
+                peak.gflops,
+                peak.gflops_per_core,
+                peak.instruction,
+                if peak.measured {
+                    "measured"
+                } else {
+                    "clock × its published rate"
+                }
+            )
+        };
+        let mut text = format!(
+            "peaks on {} cores at a measured {:.2} GHz:\n{}",
+            p.cores,
+            p.clock_ghz,
+            line("f32", &p.f32)
+        );
+        for (name, peak) in [("bf16", p.bf16), ("int8", p.int8)] {
+            match peak {
+                Some(peak) => text += &format!("\n{}", line(name, &peak)),
+                None => text += &format!("\n  {name:5} none on this CPU (the mode runs f32)"),
             }
-        ),
-    )
+        }
+        text
+    }
+
+    fn to_json(&self) -> Value {
+        let peak = |p: &Peak| {
+            json!({
+                "instruction": p.instruction,
+                "gflops": p.gflops,
+                "gflops_per_core": p.gflops_per_core,
+                "measured": p.measured,
+            })
+        };
+        json!({
+            "cores": self.0.cores,
+            "clock_ghz": self.0.clock_ghz,
+            "f32": peak(&self.0.f32),
+            "bf16": self.0.bf16.as_ref().map(peak),
+            "int8": self.0.int8.as_ref().map(peak),
+        })
+    }
 }
 
 /// One profiled pass of a workload in one engine mode.
@@ -1114,11 +1089,17 @@ impl Profile {
             .iter()
             .map(|o| {
                 let gflops = (o.flops > 0.0 && o.seconds > 0.0).then(|| o.flops / o.seconds / 1e9);
+                // Attention multiplies in f32 FMAs whatever the mode.
+                let peak = if o.op == profile::Op::Attention {
+                    peaks.of_mode(Precision::F32).gflops_per_core
+                } else {
+                    core_peak
+                };
                 OpRow {
                     time: o,
                     share: 100.0 * o.seconds / total,
                     gflops,
-                    percent_of_core_peak: gflops.map(|g| 100.0 * g / core_peak),
+                    percent_of_core_peak: gflops.map(|g| 100.0 * g / peak),
                 }
             })
             .collect()
@@ -1141,7 +1122,7 @@ impl Profile {
             counted / 1e9
         );
         println!(
-            "| op | calls | thread ms | % of thread time | GFLOP/s | % of {core_peak:.0} per-core {kind} peak |"
+            "| op | calls | thread ms | % of thread time | GFLOP/s | % of per-core peak ({core_peak:.0} {kind}; attention: f32 FMA) |"
         );
         println!("|---|---|---|---|---|---|");
         for row in self.rows(peaks) {

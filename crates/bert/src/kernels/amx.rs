@@ -264,8 +264,8 @@ pub enum Output<'a> {
 /// The CPU must have AVX-512 F and BF16; `dst` points at 512 writable u16.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")]
 unsafe fn gelu_to_bf16(acc: &[f32; 16 * 32], dst: *mut u16) {
-    use std::arch::x86_64::*;
     use super::ops::gelu_x16;
+    use std::arch::x86_64::*;
     for r in 0..16 {
         let lo = gelu_x16(_mm512_loadu_ps(acc.as_ptr().add(r * 32)));
         let hi = gelu_x16(_mm512_loadu_ps(acc.as_ptr().add(r * 32 + 16)));

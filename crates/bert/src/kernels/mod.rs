@@ -18,7 +18,9 @@
 pub mod amx;
 pub mod attention;
 pub mod gemm;
+pub mod int8;
 pub mod ops;
+pub mod peak;
 
 pub use attention::{attention, attention_first_rows};
 pub use gemm::{feed_forward, Matmul, PackedLinear};
@@ -33,6 +35,8 @@ pub struct Isa {
     pub avx512: bool,
     /// AVX-512 BF16: `vdpbf16ps`, a bf16 dot product into f32 accumulators.
     pub avx512_bf16: bool,
+    /// AVX-512 VNNI: `vpdpbusd`, a u8 × i8 dot product into i32 accumulators.
+    pub avx512_vnni: bool,
     /// AMX-TILE + AMX-BF16 with the tile state granted by the OS:
     /// `tdpbf16ps`, a 16 × 16 × 32 bf16 tile product per instruction.
     pub amx_bf16: bool,
@@ -50,6 +54,7 @@ impl Isa {
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("fma");
                 let avx512_bf16 = avx512 && std::arch::is_x86_feature_detected!("avx512bf16");
+                let avx512_vnni = avx512 && std::arch::is_x86_feature_detected!("avx512vnni");
                 // SIFT_KERNELS=portable forces the fallback and
                 // SIFT_KERNELS=no-amx the AVX-512 BF16 path (tests, comparisons).
                 let choice = std::env::var("SIFT_KERNELS").unwrap_or_default();
@@ -63,6 +68,7 @@ impl Isa {
                 let isa = Isa {
                     avx512,
                     avx512_bf16,
+                    avx512_vnni,
                     amx_bf16,
                 };
                 tracing::debug!(?isa, "kernels");
@@ -79,6 +85,7 @@ impl Isa {
         Isa {
             avx512: false,
             avx512_bf16: false,
+            avx512_vnni: false,
             amx_bf16: false,
         }
     }
