@@ -1,4 +1,4 @@
-use crate::model::{load_tokenizer, map_batches, Bert, Encoded};
+use crate::model::{load_tokenizer, map_batches, map_parallel, Bert, Encoded};
 use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
@@ -81,12 +81,9 @@ impl BiEncoder {
     }
 
     /// Embed texts; returns one unit-length vector per text, in input order.
-    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+    pub fn embed<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let encoded = profile::time(Op::Tokenize, 0, || {
-            texts
-                .iter()
-                .map(|t| self.encode(t.as_ref()))
-                .collect::<Result<Vec<_>>>()
+            map_parallel(texts, |t| self.encode(t.as_ref()))
         })?;
         map_batches(&encoded, self.batch_size, |batch| self.forward(batch))
     }

@@ -1,6 +1,6 @@
 use crate::encoder::vec;
 use crate::kernels::{Matmul, PackedLinear};
-use crate::model::{invalid, load_tokenizer, map_batches, Bert, Encoded};
+use crate::model::{invalid, load_tokenizer, map_batches, map_parallel, Bert, Encoded};
 use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
 use serde::{Deserialize, Serialize};
@@ -167,12 +167,9 @@ impl CrossEncoder {
     }
 
     /// Score each passage against the query; logits in input order.
-    pub fn score<S: AsRef<str>>(&self, query: &str, passages: &[S]) -> Result<Vec<f32>> {
+    pub fn score<S: AsRef<str> + Sync>(&self, query: &str, passages: &[S]) -> Result<Vec<f32>> {
         let encoded = profile::time(Op::Tokenize, 0, || {
-            passages
-                .iter()
-                .map(|p| self.encode_pair(query, p.as_ref()))
-                .collect::<Result<Vec<_>>>()
+            map_parallel(passages, |p| self.encode_pair(query, p.as_ref()))
         })?;
         map_batches(&encoded, self.batch_size, |batch| {
             // One row per pair: its [CLS] state, all the head reads.

@@ -108,6 +108,37 @@ pub(crate) fn batch_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// `f` of every item, in order, on [`batch_workers`] threads in contiguous
+/// shares: tokenising 50 pairs took 18 of a 256 ms int8 rerank on one
+/// core while the other waited.
+pub(crate) fn map_parallel<T: Sync, U: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<U> + Sync,
+) -> Result<Vec<U>> {
+    // Below a few items a thread costs more than it saves.
+    let workers = batch_workers().min(items.len() / 4).max(1);
+    if workers == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let share = items.len().div_ceil(workers);
+    let f = &f;
+    let parts: Vec<Result<Vec<U>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(share)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<U>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("tokenizer thread panicked"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// Run `f` over batches of similar-length inputs, on [`batch_workers`]
 /// threads, and return its per-input results in input order.
 pub(crate) fn map_batches<T: Send>(

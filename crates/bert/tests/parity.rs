@@ -182,3 +182,74 @@ fn a_body_without_a_classifier_is_refused_clearly() {
         .unwrap();
     assert!(err.to_string().contains("classifier"), "{err}");
 }
+
+/// The faster precisions against the reference on the same fixtures: each
+/// must run its own arithmetic where the CPU has it (so a mode that silently
+/// fell back to f32 fails the "differs" check) and stay within its budget.
+#[test]
+fn fast_and_int8_stay_close_to_the_reference() {
+    use sift_bert::kernels::Isa;
+    use sift_bert::Precision;
+    let isa = Isa::detect();
+    let fx: EmbeddingFixture = fixture("minilm_embeddings.json");
+    let files = ModelFiles::from_dir(&minilm_dir()).unwrap();
+    // (precision, whether this CPU runs it, lowest cosine to the reference)
+    for (precision, runs, floor) in [
+        (Precision::Fast, isa.avx512_bf16, 0.9995),
+        // 8-bit weights and activations: 0.9985 measured on Zen 4.
+        (Precision::Int8, isa.avx512_vnni, 0.995),
+    ] {
+        if !runs {
+            eprintln!("{precision}: not on this CPU (falls back to f32, tested above)");
+            continue;
+        }
+        let encoder = BiEncoder::load_with(&files, fx.max_seq_length, 5, precision).unwrap();
+        let ours = encoder.embed(&fx.sentences).unwrap();
+        let cosines: Vec<f64> = ours
+            .iter()
+            .zip(&fx.embeddings)
+            .map(|(a, b)| cosine(a, b))
+            .collect();
+        let worst = cosines.iter().cloned().fold(1.0, f64::min);
+        eprintln!("{precision}: worst cosine to sentence-transformers {worst:.6}");
+        assert!(worst >= floor, "{precision}: cosine {worst} < {floor}");
+        assert!(
+            worst < 0.999_999,
+            "{precision}: identical to f32, so it did not run"
+        );
+    }
+    // The reranker: the same order of the fixture's pairs under each query
+    // as transformers', up to pairs whose reference logits are nearly tied.
+    let cross: CrossEncoderFixture = fixture("cross_encoder_logits.json");
+    let dir = tempfile::tempdir().unwrap();
+    let parity = parity_checkpoint(dir.path());
+    // (precision, whether it runs here, largest difference as a share of
+    // the logits' span: 0.5 % and 5 % measured on Zen 4; a wrong column or
+    // scale is off by more than the span)
+    for (precision, runs, share) in [
+        (Precision::Fast, isa.avx512_bf16, 0.02),
+        (Precision::Int8, isa.avx512_vnni, 0.15),
+    ] {
+        if !runs {
+            continue;
+        }
+        let model = CrossEncoder::load_with(&parity, 512, 4, precision).unwrap();
+        let want = &cross.max_length_512.logits;
+        let mut worst = 0f32;
+        for (i, p) in cross.pairs.iter().enumerate() {
+            let got = model.score(&p.query, &[p.passage.as_str()]).unwrap()[0];
+            worst = worst.max((got - want[i]).abs());
+        }
+        let spread = want.iter().cloned().fold(f32::NEG_INFINITY, f32::max)
+            - want.iter().cloned().fold(f32::INFINITY, f32::min);
+        eprintln!("{precision}: worst logit difference {worst:.4} (logits span {spread:.3})");
+        assert!(
+            worst > 0.0,
+            "{precision}: identical to f32, so it did not run"
+        );
+        assert!(
+            worst < share * spread,
+            "{precision}: logit off by {worst} of a {spread} span"
+        );
+    }
+}
