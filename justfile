@@ -217,11 +217,12 @@ bench-peers-setup:
 
 # Time the engine's embed (2,000 passages), rerank (50 pairs, at the committed
 # reranker's trained length) and rerank-long (50 whole SciFact abstracts read
-# up to 512 tokens, as a hub ms-marco MiniLM reads them) in f32 and the fast
-# precision (bf16: AMX tiles where the CPU has them, else AVX-512 BF16), side
+# up to 512 tokens, as a hub ms-marco MiniLM reads them) in f32, the fast
+# precision (bf16: AMX tiles where the CPU has them, else AVX-512 BF16) and
+# int8 (AVX-512 VNNI), side
 # by side with PyTorch and ONNX Runtime fp32/int8 on the same inputs when the
 # peers are installed; then one untimed, profiled pass per mode and workload
-# (per-operation thread time, GFLOP/s, % of one core's peak) and the issue's
+# (per-operation thread time, GFLOP/s, % of one core's measured peak) and the issue's
 # targets against the run's medians. Tables on stdout, JSON in
 # target/bench/speed.json. Extra flags go to sift-speed (--help), e.g.
 # `just bench --runs 5 --cross-encoder data/rerankers/X --skip-rerank-long`.

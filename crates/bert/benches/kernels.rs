@@ -84,6 +84,9 @@ fn attention(c: &mut Criterion) {
     group.bench_function("packed_12_heads", |b| {
         b.iter(|| kernels::attention(black_box(&qkv), &offsets, 12, &mut ctx))
     });
+    group.bench_function("packed_12_heads_bf16", |b| {
+        b.iter(|| kernels::attention_bf16(black_box(&qkv), &offsets, 12, &mut ctx))
+    });
     group.finish();
 }
 

@@ -304,7 +304,14 @@ impl Encoder {
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         profile::time(Op::Attention, attention_flops(offsets, h), || {
-            kernels::attention(qkv, offsets, self.heads, ctx)
+            // The fast and int8 precisions round the projections' operands
+            // to 16 or 8 bits already; their attention rounds to bf16.
+            match layer.qkv.kind() {
+                Matmul::F32 => kernels::attention(qkv, offsets, self.heads, ctx),
+                Matmul::Bf16 | Matmul::Int8 => {
+                    kernels::attention_bf16(qkv, offsets, self.heads, ctx)
+                }
+            }
         });
         linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);
         self.residual_layer_norm(y, x, &layer.ln_attn);

@@ -12,9 +12,9 @@ use std::str::FromStr;
 /// accumulation) where the CPU has AMX or AVX-512 BF16, for speed: embeddings
 /// within cosine 0.9999 of `F32`, reranked lists unchanged to within noise
 /// (eval/README.md); it falls back to `F32` elsewhere. `Int8` quantises the
-/// linear layers to 8 bits (per-column weights, per-row activations, as
-/// ONNX Runtime's dynamic quantisation) where the CPU has AVX-512 VNNI;
-/// it also falls back to `F32` elsewhere.
+/// linear layers to 8 bits (per-column weights, per-row activations with a
+/// zero point) where the CPU has AVX-512 VNNI, and falls back to `F32`
+/// elsewhere. Both run attention in bf16 where the CPU has AVX-512 BF16.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -24,7 +24,7 @@ pub enum Precision {
     #[serde(alias = "bf16")]
     Fast,
     /// Weights and activations of the linear layers in 8 bits (AVX-512
-    /// VNNI), attention and everything else in f32.
+    /// VNNI), attention in bf16, everything else in f32.
     Int8,
 }
 

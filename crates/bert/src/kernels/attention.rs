@@ -105,6 +105,28 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
     }
 }
 
+/// [`attention`] with Q, K, V and the probabilities rounded to bf16
+/// (accumulation and softmax in f32), on AVX-512 BF16 where the CPU has it
+/// and the head size is a multiple of 32; [`attention`] itself elsewhere.
+/// The fast and int8 precisions use it: their projections already round
+/// their operands to 16 bits or fewer.
+pub fn attention_bf16(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tokens = offsets.last().copied().unwrap_or(0);
+        if tokens > 0
+            && super::Isa::detect().avx512_bf16
+            && super::attention_bf16::fits(ctx.len() / tokens, heads)
+        {
+            // SAFETY: AVX-512 BF16 (with F and BW) was detected; the head
+            // size fits.
+            unsafe { super::attention_bf16::attention(qkv, offsets, heads, ctx) };
+            return;
+        }
+    }
+    attention(qkv, offsets, heads, ctx)
+}
+
 /// As [`attention`] for the first query row of each sequence only (keys
 /// and values still span the whole sequence): writes `ctx` as `[seqs,
 /// hidden]`, row `i` for sequence `i`. A classification head reads nothing
@@ -186,6 +208,35 @@ mod tests {
             }
         }
         ctx
+    }
+
+    #[test]
+    fn bf16_matches_plain_attention_up_to_rounding() {
+        // Head sizes 32 (MiniLM) and 64; lengths below, at and above the
+        // 8-row blocks and 32-key tiles, odd (a key pair half padding), a
+        // one-token and an empty sequence.
+        for (heads, hidden) in [(12usize, 384usize), (2, 128)] {
+            let offsets = [0usize, 1, 18, 18, 50, 83, 211, 243];
+            let tokens = 243;
+            let qkv: Vec<f32> = (0..tokens * 3 * hidden)
+                .map(|i| ((i as f32) * 0.618).sin() * 2.0)
+                .collect();
+            let mut ctx = vec![f32::NAN; tokens * hidden];
+            attention_bf16(&qkv, &offsets, heads, &mut ctx);
+            let want = reference(&qkv, &offsets, heads, hidden);
+            let worst = ctx
+                .iter()
+                .zip(&want)
+                .map(|(g, w)| (*g as f64 - w).abs())
+                .fold(0.0, f64::max);
+            eprintln!("heads {heads} x {}: max difference {worst}", hidden / heads);
+            // Q, K, V and P in bf16 (8 bits of mantissa), |scores| up to ~8;
+            // a wrong key, mask or sum is off by ~1 (values are within ±2).
+            assert!(worst < 0.03, "heads {heads}: max difference {worst}");
+            if crate::kernels::Isa::detect().avx512_bf16 {
+                assert!(worst > 1e-5, "bf16 ran, so its rounding shows");
+            }
+        }
     }
 
     #[test]

@@ -17,12 +17,14 @@
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
 pub mod attention;
+#[cfg(target_arch = "x86_64")]
+mod attention_bf16;
 pub mod gemm;
 pub mod int8;
 pub mod ops;
 pub mod peak;
 
-pub use attention::{attention, attention_first_rows};
+pub use attention::{attention, attention_bf16, attention_first_rows};
 pub use gemm::{feed_forward, Matmul, PackedLinear};
 pub use ops::{add_bias_gelu, gelu_erf, residual_layer_norm, softmax_in_place};
 
