@@ -148,8 +148,9 @@ pub struct ModelsConfig {
     pub embed_max_tokens: usize,
     pub embed_batch_size: usize,
     /// Arithmetic of both BERT models' matrix products: `f32` (exact, the
-    /// default) or `fast` (bf16 operands on AMX / AVX-512 BF16 CPUs: the
-    /// rerank about twice as fast here, see eval/README.md).
+    /// default), `fast` (bf16 operands on AMX / AVX-512 BF16 CPUs: the
+    /// rerank about twice as fast) or `int8` (8-bit linear layers on
+    /// AVX-512 VNNI: about three times; see eval/README.md).
     pub precision: Precision,
 }
 

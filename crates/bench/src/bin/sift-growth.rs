@@ -75,7 +75,7 @@ struct Args {
     cross_encoder: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
     rerank_queries: usize,
-    /// Arithmetic of the models (f32 or fast), as `sift --precision`.
+    /// Arithmetic of the models (f32, fast or int8), as `sift --precision`.
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Where growth.json goes.

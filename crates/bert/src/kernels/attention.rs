@@ -20,16 +20,9 @@ use super::ops::softmax_in_place;
 /// than all six projections together — because the `P V` accumulation was
 /// a latency-bound chain.
 pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
-    let tokens = offsets.last().copied().unwrap_or(0);
-    if tokens == 0 {
+    let Some(hidden) = hidden_size(qkv, offsets, ctx) else {
         return;
-    }
-    let hidden = ctx.len() / tokens;
-    assert_eq!(
-        qkv.len(),
-        tokens * 3 * hidden,
-        "qkv is not [tokens, 3 * hidden]"
-    );
+    };
     let d = hidden / heads;
     let stride = (3 * hidden) as isize;
     let scale = 1.0 / (d as f32).sqrt();
@@ -112,19 +105,31 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
 /// their operands to 16 bits or fewer.
 pub fn attention_bf16(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let tokens = offsets.last().copied().unwrap_or(0);
-        if tokens > 0
-            && super::Isa::detect().avx512_bf16
-            && super::attention_bf16::fits(ctx.len() / tokens, heads)
-        {
-            // SAFETY: AVX-512 BF16 (with F and BW) was detected; the head
-            // size fits.
-            unsafe { super::attention_bf16::attention(qkv, offsets, heads, ctx) };
+    if let Some(hidden) = hidden_size(qkv, offsets, ctx) {
+        if super::Isa::detect().avx512_bf16 && super::attention_bf16::fits(hidden, heads) {
+            // SAFETY: AVX-512 BF16 (with F and BW) was detected; the shapes
+            // were checked and the head size fits.
+            unsafe { super::attention_bf16::attention(qkv, offsets, hidden, heads, ctx) };
             return;
         }
     }
     attention(qkv, offsets, heads, ctx)
+}
+
+/// The hidden size of a packed batch whose `qkv` is `[tokens, 3 * hidden]`
+/// and `ctx` `[tokens, hidden]`; `None` for an empty batch.
+fn hidden_size(qkv: &[f32], offsets: &[usize], ctx: &[f32]) -> Option<usize> {
+    let tokens = offsets.last().copied().unwrap_or(0);
+    if tokens == 0 {
+        return None;
+    }
+    let hidden = ctx.len() / tokens;
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "qkv is not [tokens, 3 * hidden]"
+    );
+    Some(hidden)
 }
 
 /// As [`attention`] for the first query row of each sequence only (keys

@@ -48,22 +48,21 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = Default::default();
 }
 
-/// As [`super::attention`] (same arguments), in bf16 products.
+/// As [`super::attention`] (same arguments, and the batch's `hidden`
+/// size), in bf16 products.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F, BW and BF16; [`fits`]`(hidden, heads)`.
+/// The CPU must have AVX-512 F, BW and BF16; `qkv` is `[tokens, 3 *
+/// hidden]` and `ctx` `[tokens, hidden]` for the last offset's `tokens`;
+/// [`fits`]`(hidden, heads)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-pub unsafe fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
-    let tokens = offsets.last().copied().unwrap_or(0);
-    if tokens == 0 {
-        return;
-    }
-    let hidden = ctx.len() / tokens;
-    assert_eq!(
-        qkv.len(),
-        tokens * 3 * hidden,
-        "qkv is not [tokens, 3 * hidden]"
-    );
+pub unsafe fn attention(
+    qkv: &[f32],
+    offsets: &[usize],
+    hidden: usize,
+    heads: usize,
+    ctx: &mut [f32],
+) {
     assert!(fits(hidden, heads), "head size is not a multiple of 32");
     let d = hidden / heads;
     SCRATCH.with_borrow_mut(|scratch| {
