@@ -233,7 +233,7 @@ impl PackedLinear {
                 // avx512_vnni (with avx512f and bw) was detected, for this
                 // [n, k]; `a` and `out` are asserted above.
                 unsafe {
-                    super::int8::forward(weight, a, m, k, n, &self.bias, out)
+                    super::int8::forward(weight, a, m, k, n, &self.bias, out, false)
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("int8 panels are only built on x86-64");
@@ -277,6 +277,8 @@ const FFN_ROWS: usize = 256;
 /// pairs of 128 tokens) is never written, read back for GELU, written
 /// again and read once more for rounding. The values are the same as the
 /// unfused path's: the same products, GELU and rounding, in the same order.
+/// In int8 the GELU runs on the first product's accumulators too, before
+/// they are stored to `inter` (the profile then counts it in `FfnIn`).
 /// Elsewhere the three steps run one after another through `inter`.
 pub fn feed_forward(
     ffn_in: &PackedLinear,
@@ -329,6 +331,19 @@ pub fn feed_forward(
         return;
     }
     let inter = &mut inter[..m * i];
+    #[cfg(target_arch = "x86_64")]
+    if let Repr::Int8 { weight } = &ffn_in.repr {
+        // GELU on the accumulators, in the first product's epilogue.
+        profile::time(Op::FfnIn, 2 * m * h * i, || {
+            // SAFETY: an Int8 representation is only built when AVX-512
+            // VNNI (with F and BW) was detected, for [i, h]; `a` is checked
+            // above and `inter` is [m, i].
+            unsafe { super::int8::forward(weight, a, m, h, i, &ffn_in.bias, inter, true) }
+        });
+        let n = ffn_out.out_features();
+        profile::time(Op::FfnOut, 2 * m * i * n, || ffn_out.forward(inter, m, out));
+        return;
+    }
     profile::time(Op::FfnIn, 2 * m * h * i, || ffn_in.forward(a, m, inter));
     profile::time(Op::Gelu, 0, || super::gelu_erf(inter));
     let n = ffn_out.out_features();
@@ -613,8 +628,8 @@ mod tests {
     #[test]
     fn fused_feed_forward_equals_the_three_steps() {
         let isa = Isa::detect();
-        // Every path: the fused one only exists on AMX, the others must
-        // still give the unfused result through `feed_forward`.
+        // Every path: the fused ones (AMX, int8) must give exactly the
+        // unfused result, and the others that result through `feed_forward`.
         let mut kinds = vec![(Matmul::F32, isa)];
         if isa.avx512_bf16 {
             kinds.push((
@@ -628,7 +643,10 @@ mod tests {
         if isa.amx_bf16 {
             kinds.push((Matmul::Bf16, isa));
         } else {
-            eprintln!("no AMX here: only the unfused feed-forward runs");
+            eprintln!("no AMX here: the bf16 feed-forward runs unfused");
+        }
+        if isa.avx512_vnni {
+            kinds.push((Matmul::Int8, isa));
         }
         let (h, i) = (64, 256);
         let (w1, b1, w2, b2) = (
@@ -652,6 +670,7 @@ mod tests {
                 let mut scratch = vec![0f32; m * i];
                 feed_forward(&ffn_in, &ffn_out, &a, m, &mut scratch, &mut got);
                 assert_eq!(got, want, "{kind:?}, amx {}, m {m}", ffn_in.uses_amx());
+                assert_eq!(ffn_in.kind(), kind);
             }
         }
     }

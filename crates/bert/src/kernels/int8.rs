@@ -156,12 +156,16 @@ thread_local! {
     static QUANTIZED_INPUT: std::cell::RefCell<QuantizedRows> = Default::default();
 }
 
-/// `out[m, n] = a[m, k] · Wᵀ + bias` in int8 (see the module docs).
+/// `out[m, n] = a[m, k] · Wᵀ + bias` in int8 (see the module docs), and
+/// with `gelu` the GELU of that, applied to the accumulators before they
+/// are stored: the feed-forward block's f32 intermediate is then written
+/// once instead of written, read and written again by a separate pass.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI; `weight` built for `[n, k]`,
 /// `a` at least `[m, k]`, `out` at least `[m, n]`, `bias` `[n]`.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn forward(
     weight: &Int8Weight,
     a: &[f32],
@@ -170,10 +174,15 @@ pub(super) unsafe fn forward(
     n: usize,
     bias: &[f32],
     out: &mut [f32],
+    gelu: bool,
 ) {
     QUANTIZED_INPUT.with_borrow_mut(|q| {
         vnni::quantize_rows(&a[..m * k], m, k, weight.k_padded, q);
-        vnni::gemm(q, m, weight, n, bias, out);
+        if gelu {
+            vnni::gemm::<true>(q, m, weight, n, bias, out);
+        } else {
+            vnni::gemm::<false>(q, m, weight, n, bias, out);
+        }
     })
 }
 
@@ -236,9 +245,10 @@ mod vnni {
         }
     }
 
-    /// `out = dequantised(q · W) + bias`, `R × 64` tiles as the bf16 panels.
+    /// `out = dequantised(q · W) + bias` (its GELU with `GELU`), `R × 64`
+    /// tiles as the bf16 panels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm(
+    pub unsafe fn gemm<const GELU: bool>(
         q: &QuantizedRows,
         m: usize,
         w: &Int8Weight,
@@ -265,10 +275,10 @@ mod vnni {
                     };
                     let c = out.as_mut_ptr().add(r * n + p * NR);
                     match (mc_end - r).min(MR) {
-                        4 => tile::<4>(&rows, kp, panel, &cols, c, n),
-                        3 => tile::<3>(&rows, kp, panel, &cols, c, n),
-                        2 => tile::<2>(&rows, kp, panel, &cols, c, n),
-                        _ => tile::<1>(&rows, kp, panel, &cols, c, n),
+                        4 => tile::<4, GELU>(&rows, kp, panel, &cols, c, n),
+                        3 => tile::<3, GELU>(&rows, kp, panel, &cols, c, n),
+                        2 => tile::<2, GELU>(&rows, kp, panel, &cols, c, n),
+                        _ => tile::<1, GELU>(&rows, kp, panel, &cols, c, n),
                     }
                     r += MR;
                 }
@@ -293,7 +303,7 @@ mod vnni {
 
     /// One `R × 64` tile of the output over the whole of k.
     #[inline(always)]
-    unsafe fn tile<const R: usize>(
+    unsafe fn tile<const R: usize, const GELU: bool>(
         rows: &Rows,
         kp: usize,
         panel: *const i8,
@@ -332,6 +342,11 @@ mod vnni {
                     scale,
                     _mm512_loadu_ps(cols.bias.add(16 * i)),
                 );
+                let y = if GELU {
+                    super::super::ops::gelu_x16(y)
+                } else {
+                    y
+                };
                 _mm512_storeu_ps(cr.add(16 * i), y);
             }
         }
