@@ -292,7 +292,8 @@ pub unsafe fn gemm(a: &TiledRows, tiles: &[u16], n: usize, bias: &[f32], out: Ou
     let m_pad = m.div_ceil(16) * 16;
     debug_assert!(a.data.len() >= m_pad * k && tiles.len() == n * k && bias.len() >= n);
     debug_assert!(
-        a.data.as_ptr() as usize % 64 == 0 && tiles.as_ptr() as usize % 64 == 0,
+        (a.data.as_ptr() as usize).is_multiple_of(64)
+            && (tiles.as_ptr() as usize).is_multiple_of(64),
         "tiles must start on 64-byte boundaries (AlignedBf16)"
     );
     let kt = k / KB;
