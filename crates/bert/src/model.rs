@@ -46,13 +46,8 @@ impl Bert {
         } else {
             root.clone()
         };
-        let kind = match precision {
-            Precision::F32 => Matmul::F32,
-            Precision::Fast => Matmul::Bf16,
-            Precision::Int8 => Matmul::Int8,
-        };
-        let encoder =
-            Encoder::load(body.clone(), &config, kind).map_err(|e| invalid(&files.weights, e))?;
+        let encoder = Encoder::load(body.clone(), &config, Matmul::from(precision))
+            .map_err(|e| invalid(&files.weights, e))?;
         Ok((Bert { encoder, config }, root, body))
     }
 

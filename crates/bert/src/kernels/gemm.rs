@@ -31,6 +31,17 @@ pub enum Matmul {
     Int8,
 }
 
+impl From<sift_core::Precision> for Matmul {
+    /// The products a model loaded in `precision` runs its linear layers as.
+    fn from(precision: sift_core::Precision) -> Matmul {
+        match precision {
+            sift_core::Precision::F32 => Matmul::F32,
+            sift_core::Precision::Fast => Matmul::Bf16,
+            sift_core::Precision::Int8 => Matmul::Int8,
+        }
+    }
+}
+
 /// Columns per bf16 panel: four 16-lane f32 accumulators per row.
 pub(super) const NR: usize = 64;
 /// Rows per bf16 micro-tile: 4 rows × 4 accumulators = 16 of 32 zmm registers.

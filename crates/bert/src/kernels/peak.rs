@@ -2,7 +2,7 @@
 //!
 //! A peak derived from a model name and the nominal clock is often wrong:
 //! `/proc/cpuinfo` gives the base clock (2.6 GHz on the Zen 4 this was
-//! written on, which runs at 3.6 GHz), and "two AVX-512 FMA ports" holds on
+//! written on, which runs at 3.3–3.6 GHz), and "two AVX-512 FMA ports" holds on
 //! Intel server cores but not on Zen 4, which splits a 512-bit FMA over its
 //! two 256-bit pipes. So each instruction the kernels rely on is timed in a
 //! loop of twelve independent accumulators (more than its latency ×
@@ -37,9 +37,12 @@ pub struct Peaks {
     pub clock_ghz: f64,
     /// f32 FMA (`vfmadd231ps` zmm, or ymm without AVX-512).
     pub f32: Peak,
-    /// bf16 dot products: `tdpbf16ps` where the engine uses AMX tiles,
-    /// else `vdpbf16ps`; `None` without either.
-    pub bf16: Option<Peak>,
+    /// bf16 dot products on the vector units (`vdpbf16ps` zmm); `None`
+    /// without AVX-512 BF16. The fast and int8 modes' attention runs here,
+    /// and the fast mode's linear layers where there are no tiles.
+    pub bf16_vector: Option<Peak>,
+    /// bf16 tile products (`tdpbf16ps`) where the engine uses AMX tiles.
+    pub bf16_tiles: Option<Peak>,
     /// int8 dot products (`vpdpbusd` zmm); `None` without AVX-512 VNNI.
     pub int8: Option<Peak>,
 }
@@ -70,19 +73,17 @@ impl Peaks {
             derived(cores, clock_ghz, "scalar f32 (no x86 vector units)", 2.0)
         };
         #[cfg(target_arch = "x86_64")]
-        let (bf16, int8) = (
-            if isa.amx_bf16 {
-                // One 16 × 16 × 32 tile product per 16 cycles per core: the
-                // published rate, on the measured clock.
-                Some(derived(cores, clock_ghz, "tdpbf16ps (AMX tiles)", 2048.0))
-            } else if isa.avx512_bf16 {
-                // SAFETY: AVX-512 BF16 was detected.
-                Some(timed(cores, "vdpbf16ps zmm", 64.0, || unsafe {
+        let (bf16_vector, bf16_tiles, int8) = (
+            // SAFETY: AVX-512 BF16 was detected.
+            isa.avx512_bf16.then(|| {
+                timed(cores, "vdpbf16ps zmm", 64.0, || unsafe {
                     x86::dpbf16_zmm()
-                }))
-            } else {
-                None
-            },
+                })
+            }),
+            // One 16 × 16 × 32 tile product per 16 cycles per core: the
+            // published rate, on the measured clock.
+            isa.amx_bf16
+                .then(|| derived(cores, clock_ghz, "tdpbf16ps (AMX tiles)", 2048.0)),
             // SAFETY: AVX-512 VNNI was detected.
             isa.avx512_vnni.then(|| {
                 timed(cores, "vpdpbusd zmm", 128.0, || unsafe {
@@ -91,23 +92,34 @@ impl Peaks {
             }),
         );
         #[cfg(not(target_arch = "x86_64"))]
-        let (bf16, int8) = (None, None);
+        let (bf16_vector, bf16_tiles, int8) = (None, None, None);
         Peaks {
             cores,
             clock_ghz,
             f32,
-            bf16,
+            bf16_vector,
+            bf16_tiles,
             int8,
         }
     }
 
-    /// The peak of the products a [`super::Matmul`] kind runs on, falling
-    /// back to f32 where the engine falls back.
+    /// The peak of the linear layers of a [`super::Matmul`] kind, falling
+    /// back where the engine falls back.
     pub fn of(&self, kind: super::Matmul) -> Peak {
         match kind {
             super::Matmul::F32 => self.f32,
-            super::Matmul::Bf16 => self.bf16.unwrap_or(self.f32),
+            super::Matmul::Bf16 => self.bf16_tiles.or(self.bf16_vector).unwrap_or(self.f32),
             super::Matmul::Int8 => self.int8.unwrap_or(self.f32),
+        }
+    }
+
+    /// The peak of the attention a [`super::Matmul`] kind's encoder runs:
+    /// [`super::attention_bf16`] (on `vdpbf16ps`) for the fast and int8
+    /// kinds, else f32 FMA.
+    pub fn of_attention(&self, kind: super::Matmul) -> Peak {
+        match kind {
+            super::Matmul::F32 => self.f32,
+            super::Matmul::Bf16 | super::Matmul::Int8 => self.bf16_vector.unwrap_or(self.f32),
         }
     }
 }
@@ -268,7 +280,7 @@ mod tests {
         assert!(peaks.f32.gflops > 0.0);
         // A bf16 or int8 dot product does two or four f32 FMAs' work per
         // instruction; even on a loaded test machine it is not slower.
-        for p in [peaks.bf16, peaks.int8].into_iter().flatten() {
+        for p in [peaks.bf16_vector, peaks.int8].into_iter().flatten() {
             assert!(p.gflops > peaks.f32.gflops, "{p:?} vs {:?}", peaks.f32);
         }
     }
