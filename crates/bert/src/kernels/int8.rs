@@ -6,8 +6,9 @@
 //! the same one instruction per cycle on the CPUs measured (Zen 4; the
 //! peaks `sift-speed` prints are measured, see [`super::peak`]).
 //!
-//! The quantisation is the dynamic scheme of ONNX Runtime's and PyTorch's
-//! `quantize_dynamic` for linear layers:
+//! The quantisation is dynamic, as ONNX Runtime's and PyTorch's
+//! `quantize_dynamic` for linear layers, but with activation scales per row
+//! rather than per tensor:
 //! * weights symmetric per output column, `q = round(w / s_w)` in
 //!   `[-127, 127]` with `s_w = max|w_col| / 127`, done once at load time;
 //! * activations asymmetric per row, the unsigned operand `vpdpbusd`
@@ -56,7 +57,7 @@ pub fn quantize(values: &[f32]) -> (f32, impl Iterator<Item = i8> + '_) {
     } else {
         0.0
     };
-    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let inv = inverse(scale);
     (
         scale,
         values
@@ -136,18 +137,30 @@ pub fn row_scale(min: f32, max: f32) -> (f32, i32) {
     )
 }
 
+/// `x`'s level for a row of `1 / s_x = inv` and zero point `zero`: round
+/// to nearest even (as the vector code's conversion), shift, clamp.
+#[cfg_attr(not(any(test, target_arch = "x86_64")), allow(dead_code))]
+fn level(x: f32, inv: f32, zero: i32) -> u8 {
+    ((x * inv).round_ties_even() + zero as f32).clamp(0.0, 255.0) as u8
+}
+
+/// `1 / s_x`, zero for a zero scale (every level is then the zero point).
+fn inverse(scale: f32) -> f32 {
+    if scale > 0.0 {
+        1.0 / scale
+    } else {
+        0.0
+    }
+}
+
 /// `row` quantised as the kernel quantises it, back in f32 (tests).
 #[cfg(test)]
 pub fn quantize_row(row: &[f32]) -> Vec<f32> {
     let min = row.iter().fold(f32::INFINITY, |m, &v| m.min(v));
     let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let (scale, zero) = row_scale(min, max);
-    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     row.iter()
-        .map(|&v| {
-            let u = ((v * inv).round_ties_even() + zero as f32).clamp(0.0, 255.0);
-            (u - zero as f32) * scale
-        })
+        .map(|&v| (level(v, inverse(scale), zero) as f32 - zero as f32) * scale)
         .collect()
 }
 
@@ -219,7 +232,7 @@ mod vnni {
                 max = max.max(*row.add(i));
             }
             let (scale, zero) = super::row_scale(min, max);
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let inv = super::inverse(scale);
             q.scales[r] = scale;
             q.zeros[r] = zero;
             let dst = q.data.as_mut_ptr().add(r * k_padded);
@@ -236,8 +249,7 @@ mod vnni {
                 _mm_storeu_si128(dst.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(u));
             }
             for i in whole..k {
-                let u = ((*row.add(i) * inv).round_ties_even() + zero as f32).clamp(0.0, 255.0);
-                *dst.add(i) = u as u8;
+                *dst.add(i) = super::level(*row.add(i), inv, zero);
             }
             for i in k..k_padded {
                 *dst.add(i) = zero as u8;
