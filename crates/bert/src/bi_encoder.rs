@@ -1,4 +1,4 @@
-use crate::model::{load_tokenizer, map_batches, map_parallel, Bert, Encoded};
+use crate::model::{batch_workers, load_tokenizer, map_batches, map_parallel, Bert, Encoded};
 use crate::profile::{self, Op};
 use crate::{Error, ModelFiles, Precision, Result};
 use std::time::{Duration, Instant};
@@ -85,7 +85,9 @@ impl BiEncoder {
         let encoded = profile::time(Op::Tokenize, 0, || {
             map_parallel(texts, |t| self.encode(t.as_ref()))
         })?;
-        map_batches(&encoded, self.batch_size, |batch| self.forward(batch))
+        map_batches(&encoded, self.batch_size, |batch, cores| {
+            self.forward(batch, cores)
+        })
     }
 
     /// Embed one text (a query).
@@ -100,15 +102,15 @@ impl BiEncoder {
         let encoded = self.encode(text)?;
         let tokenized = Instant::now();
         let vector = self
-            .forward(&[encoded])?
+            .forward(&[encoded], batch_workers())?
             .pop()
             .expect("one input, one output");
         Ok((vector, tokenized - start, tokenized.elapsed()))
     }
 
-    fn forward(&self, batch: &[Encoded]) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[Encoded], cores: usize) -> Result<Vec<Vec<f32>>> {
         let h = self.bert.hidden_size();
-        let packed = self.bert.forward(batch)?;
+        let packed = self.bert.forward(batch, cores)?;
         // Mean over the sequence's tokens (a packed batch has no padding to
         // leave out), then L2 normalisation.
         let pool = || {

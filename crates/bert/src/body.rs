@@ -38,11 +38,13 @@ impl BertBody {
             })
             .collect();
         let h = self.hidden_size();
-        map_batches(&encoded, batch_size, |batch| {
-            let packed =
-                self.bert
-                    .encoder
-                    .forward_layers(batch, layers, crate::encoder::Rows::All)?;
+        map_batches(&encoded, batch_size, |batch, cores| {
+            let packed = self.bert.encoder.forward_layers(
+                batch,
+                layers,
+                crate::encoder::Rows::All,
+                cores,
+            )?;
             Ok((0..batch.len())
                 .map(|i| packed.rows(i, h).to_vec())
                 .collect())

@@ -171,9 +171,9 @@ impl CrossEncoder {
         let encoded = profile::time(Op::Tokenize, 0, || {
             map_parallel(passages, |p| self.encode_pair(query, p.as_ref()))
         })?;
-        map_batches(&encoded, self.batch_size, |batch| {
+        map_batches(&encoded, self.batch_size, |batch, cores| {
             // One row per pair: its [CLS] state, all the head reads.
-            let cls = self.bert.encoder.forward_first_tokens(batch)?;
+            let cls = self.bert.encoder.forward_first_tokens(batch, cores)?;
             Ok(profile::time(Op::Head, 0, || {
                 self.head(&cls.hidden, batch.len())
             }))

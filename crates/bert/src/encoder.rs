@@ -16,6 +16,7 @@ use crate::{Error, Result};
 use candle_core::DType;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
+use std::ops::Range;
 
 struct LayerNorm {
     gamma: Vec<f32>,
@@ -90,6 +91,54 @@ fn first_rows(x: &[f32], offsets: &[usize], hidden: usize) -> Vec<f32> {
         out.extend_from_slice(&x[start * hidden..][..hidden]);
     }
     out
+}
+
+/// Rows a sequence needs before sharing it between cores pays: a shared
+/// layer forks twice, which costs about what a core does on a few rows.
+pub(crate) const SPLIT_MIN_TOKENS: usize = 64;
+
+/// Rows per share are a multiple of this (whole AMX tiles, whole blocks of
+/// the other kernels' rows).
+const SHARE_ALIGN: usize = 16;
+
+/// Contiguous ranges of `rows` rows for up to `cores` cores, each a
+/// multiple of [`SHARE_ALIGN`] rows but the last; a single range when the
+/// rows are too few to share (below [`SPLIT_MIN_TOKENS`]).
+fn row_shares(rows: usize, cores: usize) -> Vec<Range<usize>> {
+    if cores <= 1 || rows < SPLIT_MIN_TOKENS {
+        return std::iter::once(0..rows).collect();
+    }
+    let per = rows.div_ceil(cores).next_multiple_of(SHARE_ALIGN);
+    (0..rows)
+        .step_by(per)
+        .map(|start| start..(start + per).min(rows))
+        .collect()
+}
+
+/// `buf`, `[rows, width]`, cut into the row ranges `shares` (contiguous,
+/// in order, from row 0).
+fn split_rows<'a>(buf: &'a mut [f32], width: usize, shares: &[Range<usize>]) -> Vec<&'a mut [f32]> {
+    let mut rest = buf;
+    let mut parts = Vec::with_capacity(shares.len());
+    for rows in shares {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * width);
+        parts.push(part);
+        rest = tail;
+    }
+    parts
+}
+
+/// Run `jobs` at once, one per core, on [`crate::model::share_pool`], and
+/// return when all are done (a single job runs on the calling thread).
+fn on_cores<F: FnOnce() + Send>(mut jobs: Vec<F>) {
+    if jobs.len() == 1 {
+        return jobs.pop().expect("one job")();
+    }
+    crate::model::share_pool().scope(|scope| {
+        for job in jobs {
+            scope.spawn(move |_| job());
+        }
+    });
 }
 
 impl Packed {
@@ -209,9 +258,10 @@ impl Encoder {
         })
     }
 
-    /// Run the encoder over the sequences of `batch`, packed.
-    pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
-        self.forward_layers(batch, self.layers.len(), Rows::All)
+    /// Run the encoder over the sequences of `batch`, packed, on up to
+    /// `cores` cores (see [`Encoder::forward_layers`]).
+    pub fn forward(&self, batch: &[Encoded], cores: usize) -> Result<Packed> {
+        self.forward_layers(batch, self.layers.len(), Rows::All, cores)
     }
 
     /// The last hidden state of each sequence's first token (`[CLS]`) only,
@@ -220,12 +270,23 @@ impl Encoder {
     /// and the feed-forward block for those rows alone (every token's keys
     /// and values are still computed), which skips most of one layer in
     /// six. Each row is computed exactly as in [`Encoder::forward`].
-    pub fn forward_first_tokens(&self, batch: &[Encoded]) -> Result<Packed> {
-        self.forward_layers(batch, self.layers.len(), Rows::FirstOfEach)
+    pub fn forward_first_tokens(&self, batch: &[Encoded], cores: usize) -> Result<Packed> {
+        self.forward_layers(batch, self.layers.len(), Rows::FirstOfEach, cores)
     }
 
     /// The embeddings and the first `layers` layers only.
-    pub fn forward_layers(&self, batch: &[Encoded], layers: usize, rows: Rows) -> Result<Packed> {
+    ///
+    /// A batch of one sequence of at least [`SPLIT_MIN_TOKENS`] runs on up
+    /// to `cores` cores, each taking a share of its rows (see
+    /// [`Encoder::layer_split`]); anything else runs on the calling thread
+    /// alone (callers run such batches side by side, one per core).
+    pub fn forward_layers(
+        &self,
+        batch: &[Encoded],
+        layers: usize,
+        rows: Rows,
+        cores: usize,
+    ) -> Result<Packed> {
         let h = self.hidden;
         let mut offsets = Vec::with_capacity(batch.len() + 1);
         offsets.push(0);
@@ -243,11 +304,26 @@ impl Encoder {
         let mut x = profile::time(Op::Embeddings, 0, || self.embed(batch, tokens))?;
         let layers = layers.min(self.layers.len());
         let mut buffers = Buffers::new(tokens, h, self.intermediate);
+        let shares = if batch.len() == 1 {
+            row_shares(tokens, cores)
+        } else {
+            std::iter::once(0..tokens).collect()
+        };
         for (l, layer) in self.layers.iter().take(layers).enumerate() {
             if l + 1 == layers && rows == Rows::FirstOfEach {
-                return Ok(self.last_layer_first_tokens(layer, &x, &offsets, &mut buffers));
+                return Ok(self.last_layer_first_tokens(
+                    layer,
+                    &x,
+                    &offsets,
+                    &shares,
+                    &mut buffers,
+                ));
             }
-            self.layer(layer, &mut x, &offsets, &mut buffers);
+            if shares.len() > 1 {
+                self.layer_split(layer, &mut x, &shares, &mut buffers);
+            } else {
+                self.layer(layer, &mut x, &offsets, &mut buffers);
+            }
         }
         if rows == Rows::FirstOfEach {
             // No layer ran (layers == 0): the embeddings' first rows.
@@ -319,6 +395,59 @@ impl Encoder {
         self.residual_layer_norm(x, y, &layer.ln_ffn);
     }
 
+    /// [`Encoder::layer`] for a batch of one sequence, its rows shared
+    /// between cores: each core projects its `shares` rows to Q, K and V;
+    /// once all keys and values are there, each runs attention for its
+    /// rows' queries and the rest of the layer (all row by row) on its rows.
+    /// Every row is computed exactly as [`Encoder::layer`] computes it.
+    fn layer_split(&self, layer: &Layer, x: &mut [f32], shares: &[Range<usize>], b: &mut Buffers) {
+        let h = self.hidden;
+        let (heads, i) = (self.heads, self.intermediate);
+        let bf16 = matches!(layer.qkv.kind(), Matmul::Bf16 | Matmul::Int8);
+        let Buffers { qkv, ctx, y, inter } = b;
+        self.project_qkv(layer, x, shares, qkv);
+        let qkv: &[f32] = qkv;
+        let tokens = qkv.len() / (3 * h);
+        let parts = split_rows(x, h, shares)
+            .into_iter()
+            .zip(split_rows(ctx, h, shares))
+            .zip(split_rows(y, h, shares))
+            .zip(split_rows(inter, i, shares));
+        on_cores(
+            shares
+                .iter()
+                .zip(parts)
+                .map(|(rows, (((x, ctx), y), inter))| {
+                    move || {
+                        let m = rows.len();
+                        profile::time(Op::Attention, 4 * m * tokens * h, || {
+                            kernels::attention_query_rows(qkv, heads, rows.clone(), ctx, bf16)
+                        });
+                        linear(Op::AttnOut, &layer.attn_out, ctx, m, y);
+                        self.residual_layer_norm(y, x, &layer.ln_attn);
+                        kernels::feed_forward(&layer.ffn_in, &layer.ffn_out, y, m, inter, x);
+                        self.residual_layer_norm(x, y, &layer.ln_ffn);
+                    }
+                })
+                .collect(),
+        );
+    }
+
+    /// Q, K and V of every row of `x`, each core projecting its `shares`.
+    fn project_qkv(&self, layer: &Layer, x: &[f32], shares: &[Range<usize>], qkv: &mut [f32]) {
+        let h = self.hidden;
+        on_cores(
+            shares
+                .iter()
+                .zip(split_rows(qkv, 3 * h, shares))
+                .map(|(rows, qkv)| {
+                    let x = &x[rows.start * h..rows.end * h];
+                    move || linear(Op::Qkv, &layer.qkv, x, rows.len(), qkv)
+                })
+                .collect(),
+        );
+    }
+
     /// The last layer for each sequence's first token only (see
     /// [`Encoder::forward_first_tokens`]).
     fn last_layer_first_tokens(
@@ -326,13 +455,18 @@ impl Encoder {
         layer: &Layer,
         x: &[f32],
         offsets: &[usize],
+        shares: &[Range<usize>],
         b: &mut Buffers,
     ) -> Packed {
         let tokens = *offsets.last().unwrap();
         let seqs = offsets.len() - 1;
         let h = self.hidden;
         let Buffers { qkv, ctx, y, inter } = b;
-        linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
+        if shares.len() > 1 {
+            self.project_qkv(layer, x, shares, qkv);
+        } else {
+            linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
+        }
         let ctx = &mut ctx[..seqs * h];
         profile::time(Op::Attention, 4 * tokens * h, || {
             kernels::attention_first_rows(qkv, offsets, self.heads, ctx)
@@ -354,5 +488,131 @@ impl Encoder {
         profile::time(Op::LayerNorm, 0, || {
             kernels::residual_layer_norm(x, residual, &ln.gamma, &ln.beta, self.eps)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    use std::collections::HashMap;
+
+    /// A small BERT with deterministic weights (head size 32, as the bf16
+    /// attention needs; widths that fill the int8 panels).
+    fn tiny(kind: Matmul) -> Encoder {
+        let (h, i, layers, vocab, positions) = (128usize, 256usize, 2usize, 50usize, 512usize);
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "vocab_size": vocab, "hidden_size": h, "num_hidden_layers": layers,
+            "num_attention_heads": 4, "intermediate_size": i, "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.0, "max_position_embeddings": positions,
+            "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
+            "pad_token_id": 0, "position_embedding_type": "absolute", "use_cache": false,
+            "classifier_dropout": null, "model_type": "bert"
+        }))
+        .unwrap();
+        let mut seed = 0u32;
+        let mut tensor = |shape: &[usize], scale: f32| {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * scale
+                })
+                .collect();
+            Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+        };
+        let mut w = HashMap::new();
+        for (name, rows) in [("word", vocab), ("position", positions), ("token_type", 2)] {
+            w.insert(
+                format!("embeddings.{name}_embeddings.weight"),
+                tensor(&[rows, h], 1.0),
+            );
+        }
+        let norm = |w: &mut HashMap<String, Tensor>, at: String| {
+            w.insert(
+                format!("{at}.weight"),
+                Tensor::ones(h, DType::F32, &Device::Cpu).unwrap(),
+            );
+            w.insert(
+                format!("{at}.bias"),
+                Tensor::zeros(h, DType::F32, &Device::Cpu).unwrap(),
+            );
+        };
+        norm(&mut w, "embeddings.LayerNorm".into());
+        for l in 0..layers {
+            let at = format!("encoder.layer.{l}");
+            let mut dense = |name: String, n: usize, k: usize| {
+                let weight = tensor(&[n, k], 2.0 / (k as f32).sqrt());
+                let bias = tensor(&[n], 0.1);
+                w.insert(format!("{name}.weight"), weight);
+                w.insert(format!("{name}.bias"), bias);
+            };
+            for part in ["query", "key", "value"] {
+                dense(format!("{at}.attention.self.{part}"), h, h);
+            }
+            dense(format!("{at}.attention.output.dense"), h, h);
+            dense(format!("{at}.intermediate.dense"), i, h);
+            dense(format!("{at}.output.dense"), h, i);
+            norm(&mut w, format!("{at}.attention.output.LayerNorm"));
+            norm(&mut w, format!("{at}.output.LayerNorm"));
+        }
+        let vb = VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
+        Encoder::load(vb, &config, kind).unwrap()
+    }
+
+    #[test]
+    fn shares_are_aligned_contiguous_and_cover_every_row() {
+        assert_eq!(row_shares(200, 2), vec![0..112, 112..200]);
+        assert_eq!(row_shares(64, 2), vec![0..32, 32..64]);
+        assert_eq!(row_shares(63, 2), vec![0..63], "too short to share");
+        assert_eq!(row_shares(500, 1), vec![0..500]);
+        for (rows, cores) in [(64, 3), (100, 4), (511, 2), (512, 8)] {
+            let shares = row_shares(rows, cores);
+            assert!(
+                shares.len() > 1 && shares.len() <= cores,
+                "{rows} on {cores}: {shares:?}"
+            );
+            assert_eq!(shares[0].start, 0);
+            assert_eq!(shares.last().unwrap().end, rows);
+            for pair in shares.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(pair[0].len() % SHARE_ALIGN, 0, "{shares:?}");
+            }
+        }
+    }
+
+    /// One long sequence shared between cores gives every row what it gets
+    /// on one core, in each precision, with every token and with the first
+    /// token only (the cross-encoder's path).
+    #[test]
+    fn a_shared_sequence_equals_one_core() {
+        let ids: Vec<u32> = (0..300u32).map(|t| (t * 7 + 3) % 50).collect();
+        let seq = Encoded {
+            type_ids: (0..300u32).map(|t| u32::from(t >= 120)).collect(),
+            ids,
+        };
+        for kind in [Matmul::F32, Matmul::Bf16, Matmul::Int8] {
+            let encoder = tiny(kind);
+            for rows in [Rows::All, Rows::FirstOfEach] {
+                let one = encoder
+                    .forward_layers(std::slice::from_ref(&seq), 2, rows, 1)
+                    .unwrap();
+                let shared = encoder
+                    .forward_layers(std::slice::from_ref(&seq), 2, rows, 3)
+                    .unwrap();
+                assert_eq!(one.offsets, shared.offsets);
+                assert!(one.hidden.iter().all(|v| v.is_finite()));
+                let worst = one
+                    .hidden
+                    .iter()
+                    .zip(&shared.hidden)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst <= 1e-5,
+                    "{kind:?} {rows:?}: shared rows differ by {worst}"
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Loading a BERT body and running it over a packed batch.
 
-use crate::encoder::{Encoder, Packed};
+use crate::encoder::{Encoder, Packed, SPLIT_MIN_TOKENS};
 use crate::kernels::Matmul;
 use crate::{Error, ModelFiles, Precision, Result};
 use candle_core::{DType, Device};
@@ -61,8 +61,8 @@ impl Bert {
 
     /// Run the body over a batch, packed (no padding): the last hidden
     /// states of every sequence, back to back.
-    pub fn forward(&self, batch: &[Encoded]) -> Result<Packed> {
-        self.encoder.forward(batch)
+    pub fn forward(&self, batch: &[Encoded], cores: usize) -> Result<Packed> {
+        self.encoder.forward(batch, cores)
     }
 }
 
@@ -103,6 +103,47 @@ pub(crate) fn batch_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The threads that share one long sequence's rows (see
+/// `Encoder::layer_split`): one per core, started on first use and kept,
+/// so a shared layer's two forks cost a wake-up, not a thread start.
+pub(crate) fn share_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(batch_workers())
+            .thread_name(|i| format!("sift-share-{i}"))
+            .build()
+            .expect("the share pool's threads start")
+    })
+}
+
+/// Whether sequences of `lengths` tokens finish sooner one at a time, each
+/// shared between `workers` cores, than whole, side by side (longest first,
+/// each to the first free core).
+///
+/// Whole inputs side by side finish with the busiest core; shared ones
+/// with the total over all cores, plus what sharing costs (two forks per
+/// layer and the partial blocks at the shares' edges, about a fifth of
+/// the work measured on 140–300 tokens). One input of 140 tokens went from
+/// 31 to 20 ms shared (f32, 2 cores), while three of 104–299 tokens, already
+/// balanced at two per core, took 75 ms either way, and 26 instead of 22 ms
+/// shared in int8. Sequences shorter than [`SPLIT_MIN_TOKENS`] are not shared.
+fn shares_beat_whole_inputs(lengths: &[usize], workers: usize) -> bool {
+    const SHARING_COST: f64 = 1.25;
+    if workers < 2 || lengths.iter().all(|&n| n < SPLIT_MIN_TOKENS) {
+        return false;
+    }
+    let mut sorted = lengths.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let mut load = vec![0usize; workers];
+    for n in sorted {
+        *load.iter_mut().min().expect("workers > 0") += n;
+    }
+    let busiest = *load.iter().max().expect("workers > 0") as f64;
+    let total: usize = lengths.iter().sum();
+    busiest > SHARING_COST * total as f64 / workers as f64
+}
+
 /// `f` of every item, in order, on [`batch_workers`] threads in contiguous
 /// shares: tokenising 50 pairs took 18 of a 256 ms int8 rerank on one
 /// core while the other waited.
@@ -135,20 +176,34 @@ pub(crate) fn map_parallel<T: Sync, U: Send>(
 }
 
 /// Run `f` over batches of similar-length inputs, on [`batch_workers`]
-/// threads, and return its per-input results in input order.
+/// threads, and return its per-input results in input order. `f` gets a
+/// batch and the number of cores it may spread that batch over.
+///
+/// Inputs too few to give every core whole batches of their own (fewer
+/// than two per core) run one at a time, each shared between all cores
+/// (see `Encoder::forward_layers`), when whole inputs side by side would
+/// leave cores idle for long ([`shares_beat_whole_inputs`]): a lone long
+/// pair would otherwise take one core and leave the rest idle.
 pub(crate) fn map_batches<T: Send>(
     inputs: &[Encoded],
     batch_size: usize,
-    f: impl Fn(&[Encoded]) -> Result<Vec<T>> + Sync,
+    f: impl Fn(&[Encoded], usize) -> Result<Vec<T>> + Sync,
 ) -> Result<Vec<T>> {
+    let workers = batch_workers();
     let lengths: Vec<usize> = inputs.iter().map(|e| e.ids.len()).collect();
+    if inputs.len() < 2 * workers && shares_beat_whole_inputs(&lengths, workers) {
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            out.extend(f(std::slice::from_ref(input), workers)?);
+        }
+        return Ok(out);
+    }
     let order = length_sorted_order(&lengths);
     // Batches are packed (no padding), so their size only sets how big the
     // matrix products are; a few hundred tokens already fill the kernels.
     // With several workers, cut at least four batches per worker so that
     // they finish together: 50 pairs in batches of 16 would leave one core
     // idle for a third of the time.
-    let workers = batch_workers();
     let batch_size = if workers > 1 {
         batch_size.min(inputs.len().div_ceil(4 * workers))
     } else {
@@ -157,7 +212,7 @@ pub(crate) fn map_batches<T: Send>(
     let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
     let run = |batch: &[usize]| -> Result<Vec<T>> {
         let encoded: Vec<Encoded> = batch.iter().map(|&i| inputs[i].clone()).collect();
-        f(&encoded)
+        f(&encoded, 1)
     };
     let workers = workers.min(batches.len());
     let results: Vec<Result<Vec<T>>> = if workers <= 1 {
@@ -197,4 +252,23 @@ pub(crate) fn map_batches<T: Send>(
         .into_iter()
         .map(|v| v.expect("every input is in one batch"))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_inputs_are_shared_only_when_whole_ones_leave_cores_idle() {
+        // A lone long pair: one core would sit idle.
+        assert!(shares_beat_whole_inputs(&[300], 2));
+        // A long and a short one: the short one's core idles most of the time.
+        assert!(shares_beat_whole_inputs(&[512, 100], 2));
+        // Two of a length, or three balanced ones: whole inputs keep both busy.
+        assert!(!shares_beat_whole_inputs(&[300, 290], 2));
+        assert!(!shares_beat_whole_inputs(&[299, 200, 104], 2));
+        // Too short to share, or a single core.
+        assert!(!shares_beat_whole_inputs(&[40], 2));
+        assert!(!shares_beat_whole_inputs(&[300], 1));
+    }
 }

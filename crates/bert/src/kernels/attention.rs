@@ -8,6 +8,7 @@
 //! tensor as candle builds).
 
 use super::ops::softmax_in_place;
+use std::ops::Range;
 
 /// `qkv`: `[tokens, 3 * hidden]` rows holding Q | K | V (heads side by
 /// side inside each); `offsets`: sequence boundaries (`offsets[0] = 0`,
@@ -23,79 +24,140 @@ pub fn attention(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) 
     let Some(hidden) = hidden_size(qkv, offsets, ctx) else {
         return;
     };
-    let d = hidden / heads;
-    let stride = (3 * hidden) as isize;
-    let scale = 1.0 / (d as f32).sqrt();
     let longest = offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     let mut scores = vec![0f32; longest * longest];
     for w in offsets.windows(2) {
-        let (start, len) = (w[0], w[1] - w[0]);
-        if len == 0 {
-            continue;
+        let (start, end) = (w[0], w[1]);
+        sequence_f32(
+            &qkv[start * 3 * hidden..end * 3 * hidden],
+            heads,
+            0..end - start,
+            &mut ctx[start * hidden..end * hidden],
+            &mut scores,
+        );
+    }
+}
+
+/// One sequence's attention for its query rows `queries`: `qkv` is the
+/// sequence's `[len, 3 * hidden]` rows (keys and values are all of them),
+/// `ctx` receives `[queries.len(), hidden]`; `scores` holds at least
+/// `queries.len() × len`.
+fn sequence_f32(
+    qkv: &[f32],
+    heads: usize,
+    queries: Range<usize>,
+    ctx: &mut [f32],
+    scores: &mut [f32],
+) {
+    let rows = queries.len();
+    if rows == 0 {
+        return;
+    }
+    let hidden = ctx.len() / rows;
+    let len = qkv.len() / (3 * hidden);
+    assert!(
+        queries.end <= len && ctx.len() == rows * hidden,
+        "attention operand sizes"
+    );
+    let d = hidden / heads;
+    let stride = (3 * hidden) as isize;
+    let scale = 1.0 / (d as f32).sqrt();
+    let s = &mut scores[..rows * len];
+    for h in 0..heads {
+        let q = qkv[queries.start * 3 * hidden + h * d..].as_ptr();
+        let k = qkv[hidden + h * d..].as_ptr();
+        let v = qkv[2 * hidden + h * d..].as_ptr();
+        // SAFETY: `qkv` holds `len` rows of 3 * hidden (asserted), each
+        // read at most d columns past a head offset < hidden inside its
+        // row; Q is read for rows `queries` < len; `s` is rows × len; `ctx`
+        // is rows × hidden.
+        unsafe {
+            // S[rows, len] = Q[rows, d] · Kᵀ[d, len] · scale
+            gemm::gemm(
+                rows,
+                len,
+                d,
+                s.as_mut_ptr(),
+                1,
+                len as isize,
+                false,
+                q,
+                1,
+                stride,
+                k,
+                stride,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
-        let s = &mut scores[..len * len];
-        for h in 0..heads {
-            let q = qkv[start * 3 * hidden + h * d..].as_ptr();
-            let k = qkv[start * 3 * hidden + hidden + h * d..].as_ptr();
-            let v = qkv[start * 3 * hidden + 2 * hidden + h * d..].as_ptr();
-            // SAFETY: rows start..start+len of qkv exist (asserted length,
-            // offsets within tokens), each read at most d columns past a
-            // head offset < hidden inside a 3*hidden-wide row; `s` is
-            // len × len; ctx rows start..start+len have `hidden` columns.
-            unsafe {
-                // S[len, len] = Q[len, d] · Kᵀ[d, len] · scale
-                gemm::gemm(
-                    len,
-                    len,
-                    d,
-                    s.as_mut_ptr(),
-                    1,
-                    len as isize,
-                    false,
-                    q,
-                    1,
-                    stride,
-                    k,
-                    stride,
-                    1,
-                    0.0,
-                    scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-            for row in s.chunks_exact_mut(len) {
-                softmax_in_place(row);
-            }
-            // SAFETY: as above; ctx is [tokens, hidden].
-            unsafe {
-                // ctx[len, d] = P[len, len] · V[len, d]
-                gemm::gemm(
-                    len,
-                    d,
-                    len,
-                    ctx[start * hidden + h * d..].as_mut_ptr(),
-                    1,
-                    hidden as isize,
-                    false,
-                    s.as_ptr(),
-                    1,
-                    len as isize,
-                    v,
-                    1,
-                    stride,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+        for row in s.chunks_exact_mut(len) {
+            softmax_in_place(row);
+        }
+        // SAFETY: as above.
+        unsafe {
+            // ctx[rows, d] = P[rows, len] · V[len, d]
+            gemm::gemm(
+                rows,
+                d,
+                len,
+                ctx[h * d..].as_mut_ptr(),
+                1,
+                hidden as isize,
+                false,
+                s.as_ptr(),
+                1,
+                len as isize,
+                v,
+                1,
+                stride,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     }
+}
+
+/// One sequence's attention for its query rows `queries` only (keys and
+/// values: the whole sequence), so that threads can share a long
+/// sequence: `qkv` is the sequence's `[len, 3 * hidden]`, `ctx` receives
+/// `[queries.len(), hidden]`. Each row is computed exactly as
+/// [`attention`] (or, with `bf16`, [`attention_bf16`]) computes it.
+pub fn attention_query_rows(
+    qkv: &[f32],
+    heads: usize,
+    queries: Range<usize>,
+    ctx: &mut [f32],
+    bf16: bool,
+) {
+    let rows = queries.len();
+    if rows == 0 {
+        return;
+    }
+    let hidden = ctx.len() / rows;
+    let len = qkv.len() / (3 * hidden);
+    #[cfg(target_arch = "x86_64")]
+    if bf16 && super::Isa::detect().avx512_bf16 && super::attention_bf16::fits(hidden, heads) {
+        assert!(
+            queries.end <= len && qkv.len() == len * 3 * hidden && ctx.len() == rows * hidden,
+            "attention operand sizes"
+        );
+        // SAFETY: AVX-512 BF16 (with F and BW) was detected; the shapes
+        // were checked and the head size fits.
+        unsafe { super::attention_bf16::sequence(qkv, hidden, heads, queries, ctx) };
+        return;
+    }
+    let _ = bf16;
+    let mut scores = vec![0f32; rows * len];
+    sequence_f32(qkv, heads, queries, ctx, &mut scores);
 }
 
 /// [`attention`] with Q, K, V and the probabilities rounded to bf16
@@ -240,6 +302,44 @@ mod tests {
             assert!(worst < 0.03, "heads {heads}: max difference {worst}");
             if crate::kernels::Isa::detect().avx512_bf16 {
                 assert!(worst > 1e-5, "bf16 ran, so its rounding shows");
+            }
+        }
+    }
+
+    /// Query rows in shares, as threads sharing a sequence compute them,
+    /// give each row what the whole sequence gives it: bit for bit in bf16;
+    /// in f32 up to the order of the `gemm` crate's sums, which it picks by
+    /// the number of rows (1 and 3 rows take another path than 83).
+    #[test]
+    fn query_rows_equal_the_whole_sequence() {
+        let (heads, hidden, len) = (4usize, 128usize, 83usize);
+        let qkv: Vec<f32> = (0..len * 3 * hidden)
+            .map(|i| ((i as f32) * 0.377).cos() * 2.0)
+            .collect();
+        for bf16 in [false, true] {
+            let mut whole = vec![f32::NAN; len * hidden];
+            if bf16 {
+                attention_bf16(&qkv, &[0, len], heads, &mut whole);
+            } else {
+                attention(&qkv, &[0, len], heads, &mut whole);
+            }
+            // Uneven shares, one inside a row block, one of a single row.
+            for cuts in [vec![0, 32, 64, len], vec![0, 3, 4, len], vec![0, len]] {
+                let mut shared = vec![f32::NAN; len * hidden];
+                for w in cuts.windows(2) {
+                    let ctx = &mut shared[w[0] * hidden..w[1] * hidden];
+                    attention_query_rows(&qkv, heads, w[0]..w[1], ctx, bf16);
+                }
+                let worst = shared
+                    .iter()
+                    .zip(&whole)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                let allowed = if bf16 { 0.0 } else { 1e-5 };
+                assert!(
+                    worst <= allowed,
+                    "bf16 {bf16}, shares {cuts:?}: rows differ from the whole sequence's by {worst}"
+                );
             }
         }
     }

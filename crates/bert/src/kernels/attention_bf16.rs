@@ -13,6 +13,7 @@
 //! multiply rate.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 /// Query rows per block: 8 rows × 2 vectors = 16 accumulators.
 const ROWS: usize = 8;
@@ -63,32 +64,62 @@ pub unsafe fn attention(
     heads: usize,
     ctx: &mut [f32],
 ) {
+    for w in offsets.windows(2) {
+        let (start, end) = (w[0], w[1]);
+        sequence(
+            &qkv[start * 3 * hidden..end * 3 * hidden],
+            hidden,
+            heads,
+            0..end - start,
+            &mut ctx[start * hidden..end * hidden],
+        );
+    }
+}
+
+/// One sequence's attention for its query rows `queries` (keys and values:
+/// all its rows): `qkv` is the sequence's `[len, 3 * hidden]` rows, `ctx`
+/// receives `[queries.len(), hidden]`.
+///
+/// # Safety
+/// As [`attention`]; `queries` lies within the sequence.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub unsafe fn sequence(
+    qkv: &[f32],
+    hidden: usize,
+    heads: usize,
+    queries: Range<usize>,
+    ctx: &mut [f32],
+) {
     assert!(fits(hidden, heads), "head size is not a multiple of 32");
-    let d = hidden / heads;
+    let len = qkv.len() / (3 * hidden);
+    assert!(
+        queries.end <= len && ctx.len() == queries.len() * hidden,
+        "attention operand sizes"
+    );
+    if queries.is_empty() {
+        return;
+    }
+    let head = Head {
+        rows: qkv,
+        len,
+        queries,
+        hidden,
+        d: hidden / heads,
+    };
     SCRATCH.with_borrow_mut(|scratch| {
-        for w in offsets.windows(2) {
-            let (start, len) = (w[0], w[1] - w[0]);
-            if len == 0 {
-                continue;
-            }
-            let head = Head {
-                rows: &qkv[start * 3 * hidden..(start + len) * 3 * hidden],
-                len,
-                hidden,
-                d,
-            };
-            for h in 0..heads {
-                head.pack(h, scratch);
-                head.attend(h, scratch, &mut ctx[start * hidden..(start + len) * hidden]);
-            }
+        for h in 0..heads {
+            head.pack(h, scratch);
+            head.attend(h, scratch, ctx);
         }
     })
 }
 
-/// One sequence: `rows` is its `[len, 3 * hidden]` slice of qkv.
+/// One sequence: `rows` is its `[len, 3 * hidden]` slice of qkv, and
+/// `queries` the rows whose attention is wanted.
 struct Head<'a> {
     rows: &'a [f32],
     len: usize,
+    queries: Range<usize>,
     hidden: usize,
     d: usize,
 }
@@ -118,7 +149,7 @@ impl Head<'_> {
     unsafe fn pack(&self, h: usize, scratch: &mut Scratch) {
         let (d, keys) = (self.d, self.keys());
         let (pairs, chunks) = (d / 2, d / WIDTH);
-        let rows = self.len.div_ceil(ROWS) * ROWS;
+        let rows = self.queries.len().div_ceil(ROWS) * ROWS;
         scratch.q.resize(rows * pairs, 0);
         scratch.k.resize(keys * pairs, 0);
         scratch.v.resize(keys * pairs, 0);
@@ -128,9 +159,12 @@ impl Head<'_> {
         let scale = _mm512_set1_ps(1.0 / (d as f32).sqrt());
         let (qc, kc, vc) = (h * d, self.hidden + h * d, 2 * self.hidden + h * d);
         for i in 0..rows {
+            // Rows past the queries are zero (row32 of a row past the
+            // sequence), or real rows whose results are never stored.
+            let row = self.queries.start + i;
             for c in 0..chunks {
                 let dst = scratch.q.as_mut_ptr().add(i * pairs + c * 16);
-                _mm512_storeu_si512(dst as *mut __m512i, self.row32(i, qc + c * WIDTH, scale));
+                _mm512_storeu_si512(dst as *mut __m512i, self.row32(row, qc + c * WIDTH, scale));
             }
         }
         // K transposed, 16 keys × 16 dimension pairs at a time: lane
@@ -187,13 +221,14 @@ impl Head<'_> {
         }
     }
 
-    /// This head's columns of `ctx` (the sequence's `[len, hidden]` rows).
+    /// This head's columns of `ctx` (the queries' `[queries.len(), hidden]` rows).
     #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
     unsafe fn attend(&self, h: usize, scratch: &mut Scratch, ctx: &mut [f32]) {
         let (d, keys, len) = (self.d, self.keys(), self.len);
         let pairs = d / 2;
         let key_pairs = len.div_ceil(2);
-        for i0 in (0..len).step_by(ROWS) {
+        let rows = self.queries.len();
+        for i0 in (0..rows).step_by(ROWS) {
             // S = Q Kᵀ, 32 keys at a time.
             for tile in 0..len.div_ceil(WIDTH) {
                 let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
@@ -215,7 +250,7 @@ impl Head<'_> {
                     _mm512_storeu_ps(s.add(16), row[1]);
                 }
             }
-            let real = (len - i0).min(ROWS);
+            let real = (rows - i0).min(ROWS);
             let inverse_sums = self.softmax(scratch, real);
             // ctx = P V / Σ, 32 columns at a time.
             for c in 0..d / WIDTH {

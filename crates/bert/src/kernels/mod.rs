@@ -24,7 +24,7 @@ pub mod int8;
 pub mod ops;
 pub mod peak;
 
-pub use attention::{attention, attention_bf16, attention_first_rows};
+pub use attention::{attention, attention_bf16, attention_first_rows, attention_query_rows};
 pub use gemm::{feed_forward, Matmul, PackedLinear};
 pub use ops::{add_bias_gelu, gelu_erf, residual_layer_norm, softmax_in_place};
 
