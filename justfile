@@ -220,13 +220,17 @@ bench-peers-setup:
 # up to 512 tokens, as a hub ms-marco MiniLM reads them) in f32, the fast
 # precision (bf16: AMX tiles where the CPU has them, else AVX-512 BF16) and
 # int8 (AVX-512 VNNI), side
-# by side with PyTorch and ONNX Runtime fp32/int8 on the same inputs when the
-# peers are installed; then one untimed, profiled pass per mode and workload
+# by side with PyTorch and ONNX Runtime fp32/int8 on the same inputs; then one untimed, profiled pass per mode and workload
 # (per-operation thread time, GFLOP/s, % of one core's measured peak) and the issue's
 # targets against the run's medians. Tables on stdout, JSON in
 # target/bench/speed.json. Extra flags go to sift-speed (--help), e.g.
 # `just bench --runs 5 --cross-encoder data/rerankers/X --skip-rerank-long`.
+# The peers are installed first (`bench-peers-setup`) unless --no-peers is
+# given, so that a fresh clone prints the ratios to ONNX Runtime.
 bench *args: fetch-models
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case " {{args}} " in *" --no-peers "*) ;; *) just bench-peers-setup ;; esac
     cargo build --release -p sift-bench --bin sift-speed
     ./target/release/sift-speed --dataset {{scifact}} {{args}}
 
