@@ -615,4 +615,43 @@ mod tests {
             }
         }
     }
+
+    /// Requests served at once each share their lone input through the one
+    /// pool: none waits on another forever, and each gets its own answer.
+    #[test]
+    fn concurrent_shared_sequences_each_get_their_own_rows() {
+        let encoder = tiny(Matmul::F32);
+        let seqs: Vec<Encoded> = (0..4u32)
+            .map(|s| {
+                let len = 100 + 40 * s as usize;
+                Encoded {
+                    ids: (0..len as u32).map(|t| (t * 3 + s * 11) % 50).collect(),
+                    type_ids: vec![0; len],
+                }
+            })
+            .collect();
+        let alone: Vec<Vec<f32>> = seqs
+            .iter()
+            .map(|e| encoder.forward(std::slice::from_ref(e), 1).unwrap().hidden)
+            .collect();
+        let together: Vec<Vec<f32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = seqs
+                .iter()
+                .map(|e| {
+                    let encoder = &encoder;
+                    scope.spawn(move || encoder.forward(std::slice::from_ref(e), 2).unwrap().hidden)
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+            assert_eq!(a.len(), b.len());
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-5, "sequence {i}: differs by {worst}");
+        }
+    }
 }
