@@ -32,6 +32,17 @@ struct Layer {
     ln_ffn: LayerNorm,
 }
 
+impl Layer {
+    /// Whether this layer's attention rounds to bf16: the fast and int8
+    /// precisions round the projections' operands to 16 or 8 bits already.
+    fn bf16_attention(&self) -> bool {
+        match self.qkv.kind() {
+            Matmul::F32 => false,
+            Matmul::Bf16 | Matmul::Int8 => true,
+        }
+    }
+}
+
 /// A packed batch's last hidden states.
 pub(crate) struct Packed {
     /// `[tokens, hidden]`, row-major.
@@ -380,13 +391,10 @@ impl Encoder {
         let Buffers { qkv, ctx, y, inter } = b;
         linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
         profile::time(Op::Attention, attention_flops(offsets, h), || {
-            // The fast and int8 precisions round the projections' operands
-            // to 16 or 8 bits already; their attention rounds to bf16.
-            match layer.qkv.kind() {
-                Matmul::F32 => kernels::attention(qkv, offsets, self.heads, ctx),
-                Matmul::Bf16 | Matmul::Int8 => {
-                    kernels::attention_bf16(qkv, offsets, self.heads, ctx)
-                }
+            if layer.bf16_attention() {
+                kernels::attention_bf16(qkv, offsets, self.heads, ctx)
+            } else {
+                kernels::attention(qkv, offsets, self.heads, ctx)
             }
         });
         linear(Op::AttnOut, &layer.attn_out, ctx, tokens, y);
@@ -403,7 +411,7 @@ impl Encoder {
     fn layer_split(&self, layer: &Layer, x: &mut [f32], shares: &[Range<usize>], b: &mut Buffers) {
         let h = self.hidden;
         let (heads, i) = (self.heads, self.intermediate);
-        let bf16 = matches!(layer.qkv.kind(), Matmul::Bf16 | Matmul::Int8);
+        let bf16 = layer.bf16_attention();
         let Buffers { qkv, ctx, y, inter } = b;
         self.project_qkv(layer, x, shares, qkv);
         let qkv: &[f32] = qkv;
@@ -433,7 +441,8 @@ impl Encoder {
         );
     }
 
-    /// Q, K and V of every row of `x`, each core projecting its `shares`.
+    /// Q, K and V of every row of `x`, each core projecting its `shares`
+    /// (with a single share, on the calling thread).
     fn project_qkv(&self, layer: &Layer, x: &[f32], shares: &[Range<usize>], qkv: &mut [f32]) {
         let h = self.hidden;
         on_cores(
@@ -462,11 +471,7 @@ impl Encoder {
         let seqs = offsets.len() - 1;
         let h = self.hidden;
         let Buffers { qkv, ctx, y, inter } = b;
-        if shares.len() > 1 {
-            self.project_qkv(layer, x, shares, qkv);
-        } else {
-            linear(Op::Qkv, &layer.qkv, x, tokens, qkv);
-        }
+        self.project_qkv(layer, x, shares, qkv);
         let ctx = &mut ctx[..seqs * h];
         profile::time(Op::Attention, 4 * tokens * h, || {
             kernels::attention_first_rows(qkv, offsets, self.heads, ctx)

@@ -145,13 +145,9 @@ pub fn attention_query_rows(
     let hidden = ctx.len() / rows;
     let len = qkv.len() / (3 * hidden);
     #[cfg(target_arch = "x86_64")]
-    if bf16 && super::Isa::detect().avx512_bf16 && super::attention_bf16::fits(hidden, heads) {
-        assert!(
-            queries.end <= len && qkv.len() == len * 3 * hidden && ctx.len() == rows * hidden,
-            "attention operand sizes"
-        );
-        // SAFETY: AVX-512 BF16 (with F and BW) was detected; the shapes
-        // were checked and the head size fits.
+    if bf16 && bf16_kernel_runs(hidden, heads) {
+        // SAFETY: AVX-512 BF16 (with F and BW) was detected and the head
+        // size fits; `sequence` checks the shapes.
         unsafe { super::attention_bf16::sequence(qkv, hidden, heads, queries, ctx) };
         return;
     }
@@ -168,7 +164,7 @@ pub fn attention_query_rows(
 pub fn attention_bf16(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if let Some(hidden) = hidden_size(qkv, offsets, ctx) {
-        if super::Isa::detect().avx512_bf16 && super::attention_bf16::fits(hidden, heads) {
+        if bf16_kernel_runs(hidden, heads) {
             // SAFETY: AVX-512 BF16 (with F and BW) was detected; the shapes
             // were checked and the head size fits.
             unsafe { super::attention_bf16::attention(qkv, offsets, hidden, heads, ctx) };
@@ -176,6 +172,13 @@ pub fn attention_bf16(qkv: &[f32], offsets: &[usize], heads: usize, ctx: &mut [f
         }
     }
     attention(qkv, offsets, heads, ctx)
+}
+
+/// Whether the `vdpbf16ps` attention runs here: the CPU has AVX-512 BF16
+/// and the head size fits it.
+#[cfg(target_arch = "x86_64")]
+fn bf16_kernel_runs(hidden: usize, heads: usize) -> bool {
+    super::Isa::detect().avx512_bf16 && super::attention_bf16::fits(hidden, heads)
 }
 
 /// The hidden size of a packed batch whose `qkv` is `[tokens, 3 * hidden]`

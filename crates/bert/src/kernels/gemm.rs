@@ -395,7 +395,7 @@ pub fn feed_forward(
 /// the feed-forward block). One 12-token query ran its linear layers at
 /// 31 GFLOP/s a core that way, 8.0 ms in all; from panels laid out once it
 /// takes 3.5 ms, and a 50-pair rerank runs them at 92–98 % of the FMA
-/// peak against the crate's 85 % (0.676 against 0.704 s). Each panel's
+/// peak against the crate's 85–88 % (0.65 against 0.70 s). Each panel's
 /// `[k, 64]` block stays in L2 while the row tiles of a 96-row block pass
 /// over it; the sum over k runs in order, one FMA per term.
 #[cfg(target_arch = "x86_64")]
@@ -406,8 +406,9 @@ mod f32_avx512 {
     const NR: usize = super::NR;
     /// Rows per tile: 6 rows × 4 accumulators = 24 of 32 zmm registers.
     const MR: usize = 6;
-    /// Rows per cache block.
-    const MC: usize = 96;
+    /// Rows per cache block (96: also a whole number of 6-row tiles).
+    const MC: usize = super::MC;
+    const _: () = assert!(MC.is_multiple_of(MR));
 
     /// `weight` `[n, k]` (n a multiple of 64) as panels: panel `p` is
     /// columns `64p..64p+64` of `Wᵀ`, `[k, 64]` row-major.
