@@ -351,6 +351,16 @@ fn index(settings: &Settings, path: &std::path::Path) -> anyhow::Result<()> {
         stats.documents,
         stats.chunks
     );
+    if !report.failed.is_empty() {
+        for failed in &report.failed {
+            eprintln!("error: not indexed {:?}: {}", failed.id, failed.reason);
+        }
+        anyhow::bail!(
+            "{} of {} documents could not be indexed (listed above); the others are indexed and committed",
+            report.failed.len(),
+            documents.len()
+        );
+    }
     Ok(())
 }
 

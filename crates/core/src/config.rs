@@ -257,7 +257,15 @@ pub struct IndexingConfig {
     /// graph walk steps over them), a rebuild costs the CPU of indexing the
     /// live vectors again (no re-embedding).
     pub compact_dead_ratio: f64,
+    /// A document whose text is longer than this many bytes is not indexed
+    /// (it is reported, and the rest of the job goes on): a log file or a
+    /// dump given by mistake would otherwise be cut into tens of thousands
+    /// of chunks. `0` lifts the limit.
+    pub max_document_bytes: usize,
 }
+
+/// 16 MiB: about 4,000 pages of text.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
 /// Dead points may make up to 30 % of the graph before it is rebuilt: the
 /// graph is then at most ~1.4× its compacted size.
@@ -268,6 +276,7 @@ impl Default for IndexingConfig {
         IndexingConfig {
             commit_every_chunks: 4096,
             compact_dead_ratio: DEFAULT_COMPACT_DEAD_RATIO,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
         }
     }
 }

@@ -53,13 +53,7 @@ impl<'a> Chunker<'a> {
             .tokenizer
             .encode_char_offsets(doc.text.as_str(), false)
             .map_err(|e| crate::Error::Tokenizer(e.to_string()))?;
-        // Offsets of real (non-special) tokens, in characters.
-        let offsets: Vec<(usize, usize)> = encoding
-            .get_offsets()
-            .iter()
-            .copied()
-            .filter(|(s, e)| e > s)
-            .collect();
+        let (offsets, continues) = monotone_offsets(encoding.get_offsets());
         let make = |ordinal: u32, section: &[String], chars: Range<usize>, text: String| Chunk {
             id: ChunkId::derive_in_section(&doc.id, ordinal, section, &text),
             doc_id: doc.id.clone(),
@@ -75,8 +69,10 @@ impl<'a> Chunker<'a> {
         let mut byte_at: Vec<usize> = doc.text.char_indices().map(|(b, _)| b).collect();
         byte_at.push(doc.text.len());
         let chars: Vec<char> = doc.text.chars().collect();
+        let clusters = Clusters::of(&doc.text, chars.len());
         let windows = Windows {
             offsets: &offsets,
+            continues: &continues,
             chars: &chars,
         };
         let mut chunks = Vec::new();
@@ -91,7 +87,11 @@ impl<'a> Chunker<'a> {
                 token += 1;
             }
             for tokens in windows.split(first..token, self.max_tokens, self.stride, self.overlap) {
-                let span = offsets[tokens.start].0..offsets[tokens.end - 1].1;
+                // Whole user-perceived characters: a combining accent the
+                // normaliser dropped, an emoji's skin tone or ZWJ partner
+                // stay with the character they modify.
+                let span = clusters.start_of(offsets[tokens.start].0)
+                    ..clusters.end_of(offsets[tokens.end - 1].1);
                 let text = doc.text[byte_at[span.start]..byte_at[span.end]].to_string();
                 chunks.push(make(chunks.len() as u32, &section.path, span, text));
             }
@@ -103,21 +103,90 @@ impl<'a> Chunker<'a> {
     }
 }
 
+/// The character offsets of a document's tokens made safe to cut by: in
+/// order, never overlapping, never reaching back.
+///
+/// The tokenizer's offsets point into the original text, and normalisation
+/// can map several tokens onto the same characters: a Hangul syllable is
+/// decomposed (NFD) into jamo that become separate word pieces, each with
+/// the syllable's one-character span; a ligature (ﬁ) or an emoji sequence
+/// can do the same. Such tokens are folded onto the span of the first: each
+/// starts where the one before ended, so the later ones may be empty, and
+/// `continues[i]` marks a token that shares characters with token i − 1
+/// (no window may be cut between them). Zero-width tokens the tokenizer
+/// gives (special tokens) are dropped.
+fn monotone_offsets(raw: &[(usize, usize)]) -> (Vec<(usize, usize)>, Vec<bool>) {
+    let mut offsets = Vec::with_capacity(raw.len());
+    let mut continues = Vec::with_capacity(raw.len());
+    let mut end = 0;
+    for &(start, stop) in raw.iter().filter(|(s, e)| e > s) {
+        let overlaps = !offsets.is_empty() && start < end;
+        let start = start.max(end);
+        let stop = stop.max(start);
+        offsets.push((start, stop));
+        continues.push(overlaps);
+        end = stop;
+    }
+    (offsets, continues)
+}
+
+/// Grapheme-cluster boundaries of a document, by character index.
+struct Clusters {
+    /// For each character, the index of the first character of its cluster.
+    start: Vec<usize>,
+    /// For each character, one past the last character of its cluster.
+    end: Vec<usize>,
+}
+
+impl Clusters {
+    fn of(text: &str, chars: usize) -> Clusters {
+        use unicode_segmentation::UnicodeSegmentation;
+        let (mut start, mut end) = (Vec::with_capacity(chars), Vec::with_capacity(chars));
+        let mut at = 0;
+        for cluster in text.graphemes(true) {
+            let n = cluster.chars().count();
+            start.extend(std::iter::repeat_n(at, n));
+            end.extend(std::iter::repeat_n(at + n, n));
+            at += n;
+        }
+        Clusters { start, end }
+    }
+
+    /// The start of the cluster holding character `i`.
+    fn start_of(&self, i: usize) -> usize {
+        self.start.get(i).copied().unwrap_or(i)
+    }
+
+    /// The end of the cluster holding the character before `i` (`i` is an
+    /// exclusive end).
+    fn end_of(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .and_then(|last| self.end.get(last).copied())
+            .unwrap_or(i)
+    }
+}
+
 /// The token offsets of one document, and how to cut a run of them into
 /// windows.
 struct Windows<'t> {
+    /// In order and disjoint (see [`monotone_offsets`]).
     offsets: &'t [(usize, usize)],
+    /// Token i shares characters with token i − 1.
+    continues: &'t [bool],
     chars: &'t [char],
 }
 
 impl Windows<'_> {
-    /// Token i continues the word of token i − 1 (a "##ted" piece): no
-    /// window starts or ends between them.
+    /// Token i continues the word of token i − 1 (a "##ted" piece, a jamo
+    /// of the same syllable): no window starts or ends between them.
     fn joined(&self, i: usize) -> bool {
         let (offsets, chars) = (self.offsets, self.chars);
-        offsets[i].0 == offsets[i - 1].1
-            && chars[offsets[i].0].is_alphanumeric()
-            && chars[offsets[i].0 - 1].is_alphanumeric()
+        let start = offsets[i].0;
+        self.continues[i]
+            || (start == offsets[i - 1].1
+                && start > 0
+                && chars.get(start).is_some_and(|c| c.is_alphanumeric())
+                && chars[start - 1].is_alphanumeric())
     }
 
     /// The text between tokens i − 1 and i.
@@ -159,11 +228,19 @@ impl Windows<'_> {
         }
         let mut first = run.start;
         loop {
-            let mut last = (first + max_tokens).min(run.end) - 1;
+            let full = (first + max_tokens).min(run.end) - 1;
+            let mut last = full;
             // Shrink rather than grow, so a chunk never exceeds max_tokens;
             // a single word longer than the window is cut as it is.
             while last + 1 < run.end && self.joined(last + 1) && last > first {
                 last -= 1;
+            }
+            // Shrinking reached the window's first token and that token's
+            // word runs past the window: the word alone is longer than a
+            // window, so it is cut at max_tokens (one piece a chunk would
+            // shred it).
+            if last == first && full > first && self.joined(first + 1) {
+                last = full;
             }
             windows.push(first..last + 1);
             if last + 1 == run.end {

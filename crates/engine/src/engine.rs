@@ -100,6 +100,17 @@ pub struct IndexReport {
     pub documents_empty: usize,
     pub chunks_written: usize,
     pub commits: usize,
+    /// Documents that could not be indexed, with the reason; the others
+    /// of the same call were indexed.
+    pub failed: Vec<FailedDocument>,
+}
+
+/// A document [`Engine::index`] could not index: its text did not chunk or
+/// embed. It is left as it was (its earlier version, if any, stays).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailedDocument {
+    pub id: String,
+    pub reason: String,
 }
 
 /// Progress of [`Engine::index`], reported after every embedded batch.
@@ -552,7 +563,26 @@ impl Engine {
             if !seen.insert(doc.id.as_str()) {
                 continue;
             }
-            let chunks = chunker.chunk(doc)?;
+            let limit = self.config.index.max_document_bytes;
+            let chunked = if limit > 0 && doc.text.len() > limit {
+                Err(format!(
+                    "its text is {} bytes, over index.max_document_bytes = {limit}",
+                    doc.text.len()
+                ))
+            } else {
+                chunk_one(&chunker, doc)
+            };
+            let chunks = match chunked {
+                Ok(chunks) => chunks,
+                Err(reason) => {
+                    tracing::warn!(doc_id = %doc.id, "not indexed: {reason}");
+                    report.failed.push(FailedDocument {
+                        id: doc.id.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
             let existing = self.lexical.document_chunk_ids(&doc.id)?;
             if chunks.is_empty() && existing.is_empty() {
                 report.documents_empty += 1;
@@ -563,6 +593,7 @@ impl Engine {
             }
         }
         changed.reverse();
+        report.failed.reverse();
         if !changed.is_empty() {
             self.hold_writer_lock(&mut writer)?;
         }
@@ -645,26 +676,44 @@ impl Engine {
 
         let mut staged: Vec<(ChunkId, Vec<f32>)> = Vec::new();
         let batch = self.config.models.embed_batch_size.max(1) * 4;
+        let mut chunks_done = 0;
         for (doc_id, chunks) in changed {
-            self.lexical.delete_document(doc_id.as_ref())?;
+            // The whole document is embedded before any of it is staged: a
+            // document that fails leaves the index as it was, and the
+            // others of the batch go on.
+            let mut vectors = Vec::with_capacity(chunks.len());
+            let mut failure = None;
             for group in chunks.chunks(batch) {
-                let vectors = match embed(group) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        self.lexical.rollback()?;
-                        return Err(e);
+                match embed(group) {
+                    Ok(v) if v.len() == group.len() => vectors.extend(v),
+                    Ok(v) => {
+                        failure = Some(format!("{} vectors for {} chunks", v.len(), group.len()));
                     }
-                };
-                for (chunk, vector) in group.iter().zip(vectors) {
-                    self.lexical.add(chunk, &vector)?;
-                    staged.push((chunk.id, vector));
+                    Err(e) => failure = Some(e.to_string()),
                 }
-                report.chunks_written += group.len();
+                chunks_done += group.len();
                 progress(IndexProgress {
-                    chunks_done: report.chunks_written,
+                    chunks_done,
                     chunks_total,
                 });
+                if failure.is_some() {
+                    break;
+                }
             }
+            if let Some(reason) = failure {
+                tracing::warn!(doc_id = %doc_id.as_ref(), "not indexed: {reason}");
+                report.failed.push(FailedDocument {
+                    id: doc_id.as_ref().to_owned(),
+                    reason,
+                });
+                continue;
+            }
+            self.lexical.delete_document(doc_id.as_ref())?;
+            for (chunk, vector) in chunks.iter().zip(vectors) {
+                self.lexical.add(chunk, &vector)?;
+                staged.push((chunk.id, vector));
+            }
+            report.chunks_written += chunks.len();
             report.documents_written += 1;
             if staged.len() >= self.config.index.commit_every_chunks {
                 self.commit_staged(&mut staged)?;
@@ -1112,6 +1161,24 @@ impl Reranker for Borrowed<'_> {
         candidates: &[Candidate],
     ) -> sift_rerank::Result<Vec<f32>> {
         self.0.score(query, candidates)
+    }
+}
+
+/// One document's chunks, or why it has none: a chunker error, or a panic
+/// in the chunker or the tokenizer under it (a bug must cost one document,
+/// not the job).
+fn chunk_one(chunker: &Chunker, doc: &Document) -> std::result::Result<Vec<Chunk>, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunker.chunk(doc))) {
+        Ok(Ok(chunks)) => Ok(chunks),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!("the chunker failed: {what}"))
+        }
     }
 }
 

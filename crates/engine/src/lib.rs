@@ -16,7 +16,7 @@ mod lock;
 
 pub use chunker::Chunker;
 pub use engine::{
-    CompactionReport, Engine, EngineBuilder, IndexProgress, IndexReport, IndexStats, Retrieval,
+    CompactionReport, Engine, EngineBuilder, FailedDocument, IndexProgress, IndexReport, IndexStats, Retrieval,
     SearchResponse, FILTER_POOL_FACTOR,
 };
 pub use error::{Error, Result};

@@ -869,6 +869,9 @@ fn open_index(
         bar.set_position(p.chunks_done as u64);
     })?;
     bar.finish_and_clear();
+    for failed in &report.failed {
+        tracing::warn!("document {:?} not indexed: {}", failed.id, failed.reason);
+    }
     let stats = engine.stats()?;
     if stats.documents as usize > distinct_ids {
         return Err(Error::WrongIndex {

@@ -9,12 +9,13 @@ use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue}
 use tantivy::collector::TopDocs;
 use tantivy::directory::error::LockError;
 use tantivy::query::{Bm25StatisticsProvider, BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{IndexRecordOption, Schema, Value};
+use tantivy::schema::{FieldType, IndexRecordOption, Schema, Value};
 use tantivy::{
     DocAddress, DocId, DocSet, Index, IndexReader, IndexWriter, Order, ReloadPolicy,
     TantivyDocument, TantivyError, Term, TERMINATED,
 };
 
+use crate::analysis;
 use crate::schema::{self, build_schema, Fields};
 use crate::{Error, Result};
 
@@ -67,6 +68,9 @@ pub struct LexicalIndex {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// The name of the analyzer of the `text` field (see [`analysis`]):
+    /// queries are analyzed with it.
+    analyzer: &'static str,
     /// Created on the first write; `None` while this handle has only read.
     writer: Mutex<Option<Writer>>,
 }
@@ -127,9 +131,13 @@ impl LexicalIndex {
     }
 
     fn from_index(dir: &Path, index: Index) -> Result<Self> {
-        index
-            .tokenizers()
-            .register(schema::ANALYZER, schema::analyzer());
+        // Both analyzers are registered: an index made before text in every
+        // script was tokenised names the legacy one in its schema, and is
+        // written and searched with it.
+        for name in [analysis::CURRENT, analysis::LEGACY] {
+            index.tokenizers().register(name, analysis::analyzer(name));
+        }
+        let analyzer = text_analyzer(&index.schema());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -140,8 +148,24 @@ impl LexicalIndex {
             index,
             reader,
             fields,
+            analyzer,
             writer: Mutex::new(None),
         })
+    }
+
+    /// The distinct analyzed terms of a query, in order, by this index's
+    /// analyzer.
+    fn query_terms(&self, query: &str) -> Vec<String> {
+        let mut analyzer = self
+            .index
+            .tokenizers()
+            .get(self.analyzer)
+            .expect("registered when the index was opened");
+        let mut seen = HashSet::new();
+        analysis::analyze_with(&mut analyzer, query)
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect()
     }
 
     /// The folder of the index.
@@ -258,7 +282,7 @@ impl LexicalIndex {
             num_tokens: Bm25StatisticsProvider::total_num_tokens(&searcher, self.fields.text)?,
             doc_freqs: Default::default(),
         };
-        for term in query_terms(query) {
+        for term in self.query_terms(query) {
             let df = searcher.doc_freq(&Term::from_field_text(self.fields.text, &term))?;
             stats.doc_freqs.insert(term, df);
         }
@@ -276,7 +300,7 @@ impl LexicalIndex {
     ) -> Result<Vec<(ChunkId, f32)>> {
         let searcher = self.reader.searcher();
         let limit = limit.min(usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX));
-        let terms = query_terms(query);
+        let terms = self.query_terms(query);
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -722,7 +746,7 @@ fn check_checksums(dir: &Path, index: &Index) -> Result<()> {
 
 fn check_schema(dir: &Path, found: &Schema) -> Result<()> {
     let expected = build_schema();
-    if *found == expected {
+    if *found == expected || *found == schema::build_schema_with(analysis::LEGACY) {
         return Ok(());
     }
     let names = |schema: &Schema| {
@@ -745,13 +769,17 @@ fn encode_vector(vector: &[f32]) -> Vec<u8> {
     vector.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// The distinct analyzed terms of a query, in order.
-fn query_terms(query: &str) -> Vec<String> {
-    let mut seen = HashSet::new();
-    schema::analyze(query)
-        .into_iter()
-        .filter(|t| seen.insert(t.clone()))
-        .collect()
+/// The analyzer the schema's `text` field names, as one of ours.
+fn text_analyzer(schema: &Schema) -> &'static str {
+    let named = match schema.get_field_entry(Fields::of(schema).text).field_type() {
+        FieldType::Str(options) => options.get_indexing_options().map(|i| i.tokenizer()),
+        _ => None,
+    };
+    if named == Some(analysis::LEGACY) {
+        analysis::LEGACY
+    } else {
+        analysis::CURRENT
+    }
 }
 
 /// BM25's corpus statistics for one query: documents, tokens of the text
@@ -800,5 +828,125 @@ impl Bm25StatisticsProvider for Global<'_> {
             Some(df) => Ok(*df),
             None => self.local.doc_freq(term),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(text: &str) -> Chunk {
+        Chunk {
+            id: ChunkId::derive("doc", 0, text),
+            doc_id: "doc".into(),
+            ordinal: 0,
+            title: String::new(),
+            section: Vec::new(),
+            text: text.into(),
+            char_start: 0,
+            char_end: text.chars().count(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    fn hits(index: &LexicalIndex, query: &str) -> usize {
+        index.search(query, 10).unwrap().len()
+    }
+
+    #[test]
+    fn an_index_made_before_bigrams_keeps_its_analyzer() {
+        let text = "2008年汶川大地震 closing accounts";
+        let legacy = tempfile::tempdir().unwrap();
+        Index::create_in_dir(legacy.path(), schema::build_schema_with(analysis::LEGACY)).unwrap();
+        let old = LexicalIndex::open(legacy.path()).unwrap();
+        assert_eq!(old.analyzer, analysis::LEGACY);
+        old.add(&chunk(text), &[1.0]).unwrap();
+        old.commit().unwrap();
+        old.reload().unwrap();
+        // Written and searched with the legacy analyzer: its terms match,
+        // English as before; a word inside a run of letters does not (the
+        // simple tokenizer made one term of "2008年汶川大地震").
+        assert_eq!(hits(&old, "2008年汶川大地震"), 1);
+        assert_eq!(hits(&old, "汶川大地震"), 0);
+        assert_eq!(hits(&old, "close account"), 1);
+        assert_eq!(hits(&old, "地震"), 0);
+
+        let current = tempfile::tempdir().unwrap();
+        let new = LexicalIndex::open_or_create(current.path()).unwrap();
+        assert_eq!(new.analyzer, analysis::CURRENT);
+        new.add(&chunk(text), &[1.0]).unwrap();
+        new.commit().unwrap();
+        new.reload().unwrap();
+        assert_eq!(hits(&new, "地震"), 1);
+        assert_eq!(hits(&new, "汶川"), 1);
+        assert_eq!(hits(&new, "close account"), 1);
+        drop(new);
+        assert_eq!(LexicalIndex::open(current.path()).unwrap().analyzer, analysis::CURRENT);
+    }
+
+    /// The measurement behind bigrams: short Chinese and Japanese pages
+    /// (written for this test), each asked for by a two-character word that
+    /// sits inside a longer run of its text. Printed: the share of queries
+    /// whose page ranks first under each analyzer.
+    #[test]
+    fn bigrams_find_the_words_of_unspaced_scripts() {
+        let pages = [
+            "关闭账户后，您的笔记将在三十天内被永久删除。",
+            "年度订阅可以在购买后十四天内申请全额退款。",
+            "您可以从设置菜单导出所有笔记为文本文件。",
+            "启用两步验证后，每次登录都需要输入验证码。",
+            "北京是中华人民共和国的首都，人口超过两千万。",
+            "アカウントを削除すると、すべてのノートが消去されます。",
+            "パスワードを忘れた場合は、メールで再設定できます。",
+            "東京都は日本の首都で、世界最大級の都市圏です。",
+            "地震の多い国では、建物の耐震基準が厳しく定められている。",
+            "新幹線は東京と大阪を約二時間半で結んでいる。",
+        ];
+        let queries = [
+            ("账户", 0),
+            ("删除", 0),
+            ("退款", 1),
+            ("导出", 2),
+            ("验证", 3),
+            ("首都", 4),
+            ("人口", 4),
+            ("削除", 5),
+            ("再設定", 6),
+            ("都市", 7),
+            ("耐震", 8),
+            ("大阪", 9),
+        ];
+        let first_rank_share = |index: &LexicalIndex| {
+            for (i, page) in pages.iter().enumerate() {
+                let mut c = chunk(page);
+                c.doc_id = format!("page-{i}");
+                c.id = ChunkId::derive(&c.doc_id, 0, page);
+                index.add(&c, &[1.0]).unwrap();
+            }
+            index.commit().unwrap();
+            index.reload().unwrap();
+            let found = queries
+                .iter()
+                .filter(|(query, page)| {
+                    let top = index.search(query, 1).unwrap();
+                    let wanted = ChunkId::derive(&format!("page-{page}"), 0, pages[*page]);
+                    top.first().map(|(id, _)| id) == Some(&wanted)
+                })
+                .count();
+            found as f64 / queries.len() as f64
+        };
+        let legacy = tempfile::tempdir().unwrap();
+        Index::create_in_dir(legacy.path(), schema::build_schema_with(analysis::LEGACY)).unwrap();
+        let legacy = first_rank_share(&LexicalIndex::open(legacy.path()).unwrap());
+        let current = tempfile::tempdir().unwrap();
+        let current = first_rank_share(&LexicalIndex::open_or_create(current.path()).unwrap());
+        println!(
+            "two-character words of {} CJK pages, page ranked first: bigrams {:.2}, whitespace words {:.2}",
+            pages.len(),
+            current,
+            legacy
+        );
+        assert_eq!(current, 1.0);
+        assert_eq!(legacy, 0.0, "a word inside a run of unspaced text is no term of its own");
     }
 }

@@ -6,10 +6,11 @@
 //! is (re)built from [`LexicalIndex::for_each_vector`] and filtered with
 //! [`LexicalIndex::live_chunk_ids`].
 
+mod analysis;
 mod error;
 mod index;
 mod schema;
 
 pub use error::{Error, Result};
 pub use index::{Bm25Stats, LexicalIndex};
-pub use schema::analyze;
+pub use analysis::{analyze, ScriptTokenizer};

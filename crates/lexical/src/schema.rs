@@ -1,15 +1,9 @@
-//! The tantivy schema of the chunk store and its analyzer.
+//! The tantivy schema of the chunk store.
 
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    StopWordFilter, TextAnalyzer,
-};
-
-/// Name under which [`analyzer`] is registered in the index.
-pub(crate) const ANALYZER: &str = "sift_en";
+use crate::analysis;
 
 pub(crate) const CHUNK_ID: &str = "chunk_id";
 pub(crate) const DOC_ID: &str = "doc_id";
@@ -25,36 +19,6 @@ pub(crate) const CHAR_START: &str = "char_start";
 pub(crate) const CHAR_END: &str = "char_end";
 pub(crate) const METADATA: &str = "metadata";
 pub(crate) const VECTOR: &str = "vector";
-
-/// Tokens longer than this many bytes (base64 blobs, hashes…) are dropped.
-const MAX_TOKEN_BYTES: usize = 40;
-
-/// English analyzer of the `text` field, applied to queries too:
-/// simple tokenizer, long-token removal, lower-casing, ASCII folding,
-/// Lucene's English stop words, Snowball English stemmer.
-pub(crate) fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .filter(StopWordFilter::new(Language::English).expect("tantivy ships English stop words"))
-        .filter(Stemmer::new(Language::English))
-        .build()
-}
-
-/// The terms `text` is indexed under (or searched for), in order, with
-/// repetitions: what the `sift_en` analyzer makes of it.
-///
-/// ```
-/// assert_eq!(sift_lexical::analyze("Closing the Accounts!"), ["close", "account"]);
-/// ```
-pub fn analyze(text: &str) -> Vec<String> {
-    let mut analyzer = analyzer();
-    let mut stream = analyzer.token_stream(text);
-    let mut terms = Vec::new();
-    stream.process(&mut |token| terms.push(token.text.clone()));
-    terms
-}
 
 /// Handles on every field of the schema.
 #[derive(Clone, Copy, Debug)]
@@ -82,9 +46,16 @@ pub(crate) struct Fields {
 /// (see eval/README.md, "Why BM25 fell short"). `title`, `section` and
 /// `body` are kept stored-only, for display.
 pub(crate) fn build_schema() -> Schema {
+    build_schema_with(analysis::CURRENT)
+}
+
+/// The schema with `analyzer` on the `text` field: [`build_schema`]'s, or
+/// that of an index made before [`analysis::CURRENT`] (see
+/// [`analysis::LEGACY`]).
+pub(crate) fn build_schema_with(analyzer: &str) -> Schema {
     let indexed_text = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
-            .set_tokenizer(ANALYZER)
+            .set_tokenizer(analyzer)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let mut builder = Schema::builder();

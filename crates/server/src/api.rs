@@ -461,6 +461,20 @@ pub struct DocumentsResponse {
     pub documents_empty: usize,
     pub chunks_written: usize,
     pub commits: usize,
+    /// Documents that could not be indexed (the answer is then a 422); the
+    /// others of the request were indexed and committed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedDocumentOut>,
+    /// Present with `failed`: the error envelope every 4xx carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorDetail>,
+}
+
+/// A document of a `POST /documents` that was not indexed, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedDocumentOut {
+    pub id: String,
+    pub reason: String,
 }
 
 /// `DELETE /documents/{id}` answer.

@@ -316,14 +316,14 @@ pub(crate) async fn embeddings(
         (status = 200, description = "Committed", body = DocumentsResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 413, description = "Body or document count over the limit", body = ErrorBody),
-        (status = 422, description = "Unknown field, no documents, empty id", body = ErrorBody),
+        (status = 422, description = "Unknown field, no documents, empty id (nothing written, body ErrorBody); or some documents could not be indexed: `failed` names them, the others were committed (body DocumentsResponse)", body = DocumentsResponse),
     ),
     tag = "documents"
 )]
 pub(crate) async fn add_documents(
     State(state): Shared,
     ApiJson(req): ApiJson<DocumentsRequest>,
-) -> Result<Json<DocumentsResponse>, ApiError> {
+) -> Result<(StatusCode, Json<DocumentsResponse>), ApiError> {
     let docs = req.documents;
     if docs.is_empty() {
         return Err(ApiError::invalid("documents is empty"));
@@ -338,6 +338,7 @@ pub(crate) async fn add_documents(
     if let Some(i) = docs.iter().position(|d| d.id.trim().is_empty()) {
         return Err(ApiError::invalid(format!("documents[{i}].id is empty")));
     }
+    let total = docs.len();
     let documents: Vec<Document> = docs
         .into_iter()
         .map(|d| Document {
@@ -367,13 +368,46 @@ pub(crate) async fn add_documents(
     if report.documents_written > 0 {
         state.compact_if_needed();
     }
-    Ok(Json(DocumentsResponse {
-        documents_written: report.documents_written,
-        documents_unchanged: report.documents_unchanged,
-        documents_empty: report.documents_empty,
-        chunks_written: report.chunks_written,
-        commits: report.commits,
-    }))
+    let (status, error) = match report.failed.as_slice() {
+        [] => (StatusCode::OK, None),
+        failed => {
+            let named: Vec<String> = failed
+                .iter()
+                .map(|f| format!("{:?}: {}", f.id, f.reason))
+                .collect();
+            let message = format!(
+                "{} of {} documents could not be indexed (the others were committed): {}",
+                failed.len(),
+                total,
+                named.join("; ")
+            );
+            let detail = crate::error::ErrorDetail {
+                code: "documents_failed".into(),
+                message,
+            };
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(detail))
+        }
+    };
+    let failed = report
+        .failed
+        .into_iter()
+        .map(|f| FailedDocumentOut {
+            id: f.id,
+            reason: f.reason,
+        })
+        .collect();
+    Ok((
+        status,
+        Json(DocumentsResponse {
+            documents_written: report.documents_written,
+            documents_unchanged: report.documents_unchanged,
+            documents_empty: report.documents_empty,
+            chunks_written: report.chunks_written,
+            commits: report.commits,
+            failed,
+            error,
+        }),
+    ))
 }
 
 /// Delete a document and all its chunks. Ids containing `/` may be sent as

@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         CohereResult, CohereDocumentOut, CohereMeta, CohereApiVersion, RerankResponse,
         EmbeddingsRequest, EmbeddingsResponse, Embedding, Usage,
         ChatRequest, ChatMessage, ChatResponse, ChatChoice, ChatLogprobs, TokenLogprob, TopLogprob, ChatUsage,
-        DocumentsRequest, DocumentIn, DocumentsResponse, DeleteResponse, HealthResponse,
+        DocumentsRequest, DocumentIn, DocumentsResponse, FailedDocumentOut, DeleteResponse, HealthResponse,
         StatsResponse, CompactionStatus, LastCompaction, SearchDefaults, EvalRunsResponse, EvalRun,
         ErrorBody, ErrorDetail,
     )),

@@ -251,6 +251,45 @@ fn documents_are_added_replaced_and_deleted_while_serving() {
         .assert_error(404, "document_not_found");
 }
 
+/// One document of a batch that cannot be indexed is answered with a 422
+/// naming it; the others of the batch are committed and found, in any
+/// script.
+#[test]
+fn a_bad_document_is_named_and_the_rest_of_its_batch_kept() {
+    let s = TestServer::start(Setup {
+        max_document_bytes: Some(2_000),
+        documents: Some(Vec::new()),
+        ..Setup::default()
+    });
+    let r = s.post(
+        "/documents",
+        &json!({"documents": [
+            {"id": "ko", "text": "대한민국의 나라이름은 한국어로 대한민국이다. 수도는 서울이다."},
+            {"id": "too-long", "text": "word ".repeat(1_000)},
+            {"id": "zh", "text": "2008年汶川大地震是四川省发生的地震。"},
+            {"id": "ar", "text": "اللُّغَةُ العَرَبِيَّة لغة سامية 👨\u{200D}👩\u{200D}👧 مع رموز تعبيرية"},
+        ]}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["error"]["code"], "documents_failed", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"too-long\"") && message.contains("max_document_bytes"), "{message}");
+    assert_eq!(body["failed"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["failed"][0]["id"], "too-long");
+    assert_eq!(body["documents_written"], 3, "{body}");
+
+    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")] {
+        let r = s.post("/search", &json!({"query": query, "depth": 10, "k": 3}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        let ids = doc_ids(&r.json());
+        assert_eq!(ids.first().map(String::as_str), Some(id), "{query}: {ids:?}");
+    }
+    // The failed one was not half written.
+    s.delete("/documents/too-long")
+        .assert_error(404, "document_not_found");
+}
+
 #[test]
 fn errors_are_json_with_fitting_statuses() {
     let s = plain();

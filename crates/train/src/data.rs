@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashSet};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// A passage the model reads, with the document it comes from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Passage {
     pub doc_id: String,
     pub text: String,
 }
 
 /// One query with its positives and a pool of hard negatives.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Example {
     pub query: String,
     pub positives: Vec<Passage>,
@@ -27,7 +27,7 @@ pub(crate) struct Example {
 }
 
 /// A held-out query and the stage-1 chunks the reranker would be given.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ValidationQuery {
     pub id: String,
     pub query: String,
@@ -35,7 +35,7 @@ pub(crate) struct ValidationQuery {
 }
 
 /// What mining found, for the report.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct MiningSummary {
     pub queries: usize,
     pub positives: usize,
@@ -45,6 +45,20 @@ pub struct MiningSummary {
     pub positives_missing: usize,
     pub negatives: usize,
     pub weak_examples: usize,
+}
+
+impl MiningSummary {
+    /// The counts of two sets together.
+    pub(crate) fn plus(self, other: &MiningSummary) -> MiningSummary {
+        MiningSummary {
+            queries: self.queries + other.queries,
+            positives: self.positives + other.positives,
+            positives_not_retrieved: self.positives_not_retrieved + other.positives_not_retrieved,
+            positives_missing: self.positives_missing + other.positives_missing,
+            negatives: self.negatives + other.negatives,
+            weak_examples: self.weak_examples + other.weak_examples,
+        }
+    }
 }
 
 fn relevant_docs(qrels: &Qrels, query_id: &str) -> BTreeMap<String, i32> {
@@ -90,18 +104,30 @@ pub(crate) fn mine_examples(
         if relevant.is_empty() {
             continue;
         }
+        // A corpus given as a sample of the dataset's may hold none of the
+        // query's documents: no stage 1 is run for it.
+        let mut indexed = false;
+        for doc in relevant.keys() {
+            if engine.document_chunks(doc)?.is_empty() {
+                summary.positives_missing += 1;
+            } else {
+                indexed = true;
+            }
+        }
+        if !indexed {
+            continue;
+        }
         let candidates = stage_one(engine, &q.text, depth)?;
         let mut positives = Vec::new();
         for doc in relevant.keys() {
             match candidates.iter().find(|c| &c.doc_id == doc) {
                 Some(chunk) => positives.push(passage(chunk, true)),
-                None => match engine.document_chunks(doc)?.first() {
-                    Some(chunk) => {
+                None => {
+                    if let Some(chunk) = engine.document_chunks(doc)?.first() {
                         summary.positives_not_retrieved += 1;
                         positives.push(passage(chunk, true));
                     }
-                    None => summary.positives_missing += 1,
-                },
+                }
             }
         }
         if positives.is_empty() {
@@ -128,7 +154,7 @@ pub(crate) fn mine_examples(
 
 /// What a weak example asks with: text of a document standing in for a
 /// judged query, so its own passage is the positive.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeakQuery {
     /// The document's title; the positive is its first chunk without the
@@ -255,10 +281,12 @@ pub(crate) fn validation_queries(
     engine: &Engine,
     queries: &[Query],
     depth: usize,
+    mut progress: impl FnMut(),
 ) -> Result<Vec<ValidationQuery>> {
     queries
         .iter()
         .map(|q| {
+            progress();
             Ok(ValidationQuery {
                 id: q.id.clone(),
                 query: q.text.clone(),

@@ -12,10 +12,18 @@
 //!   fresh one-label head, read as `[CLS] query [SEP] passage [SEP]`;
 //! * **loss**: softmax cross-entropy over one positive and several
 //!   negatives (listwise), AdamW, linear warm-up and decay;
-//! * **speed**: the embeddings and lower layers are frozen and run once per
-//!   pair; only the top layers, pooler and head train, on both cores;
-//! * **selection**: validation nDCG@10 on held-out train queries, early
+//! * **speed**: the embeddings and lower layers are frozen and run on
+//!   sift-bert's inference kernels; only the top layers, pooler and head
+//!   train, on both cores;
+//! * **data**: one dataset or several ([`TrainingSet`]), each step's
+//!   queries drawn from them by weight, each validated on its own held-back
+//!   queries (a dev split, or a share of the train split);
+//! * **selection**: the mean of the sets' validation nDCG@10, early
 //!   stopping, the best weights kept;
+//! * **resuming**: a checkpoint every N steps (weights, best weights,
+//!   optimiser moments, place in each dataset, the mined examples); run
+//!   again, an interrupted run goes on to the weights an uninterrupted one
+//!   ends with, and a time or step budget pauses it on purpose;
 //! * **output**: the Hugging Face `BertForSequenceClassification` layout
 //!   (`config.json`, `model.safetensors`, tokenizer files) that
 //!   `sift_bert::CrossEncoder` loads like any hub cross-encoder, and
@@ -32,9 +40,14 @@
 mod data;
 mod error;
 mod model;
+mod optimizer;
 mod pairs;
+mod sets;
 mod trainer;
 
 pub use data::{MiningSummary, WeakQuery};
 pub use error::{Error, Result};
-pub use trainer::{train, PhaseSeconds, TrainOptions, TrainReport, ValidationPoint};
+pub use sets::{TrainingSet, Validation, DEFAULT_VALIDATION_QUERIES};
+pub use trainer::{
+    train, BlendPoint, PhaseSeconds, SetReport, TrainOptions, TrainReport, ValidationPoint,
+};

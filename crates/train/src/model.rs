@@ -334,24 +334,6 @@ impl CrossEncoderNet {
         vars.get(name).map(|v| v.as_tensor().clone())
     }
 
-    /// A copy of every weight, to restore the best state after training.
-    pub fn snapshot(&self) -> Result<HashMap<String, Tensor>> {
-        let vars = self.varmap.data().lock().expect("not poisoned");
-        vars.iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-            .collect()
-    }
-
-    pub fn restore(&self, snapshot: &HashMap<String, Tensor>) -> Result<()> {
-        let vars = self.varmap.data().lock().expect("not poisoned");
-        for (name, var) in vars.iter() {
-            if let Some(t) = snapshot.get(name) {
-                var.set(t)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Write `config.json` and `model.safetensors` (in `dtype`) in the
     /// Hugging Face `BertForSequenceClassification` layout: body under
     /// `bert.`, head under `classifier.`, one label.

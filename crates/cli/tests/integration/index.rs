@@ -349,3 +349,33 @@ fn delete_removes_a_document_and_a_second_delete_fails() {
     assert!(!hits[0]["scores"]["dense"].is_null(), "{hits:?}");
     assert!(!hits[0]["scores"]["bm25"].is_null(), "{hits:?}");
 }
+
+/// One document that cannot be indexed is reported by id and reason; the
+/// rest (Korean, Chinese, Arabic with emoji) are indexed and found, and the
+/// run exits non-zero at its end.
+#[test]
+fn a_bad_document_is_reported_and_the_rest_indexed() {
+    let sift = Sift::new();
+    sift.write("sift.toml", "[index]\nmax_document_bytes = 2000\n");
+    let long = "word ".repeat(1_000);
+    let lines = [
+        serde_json::json!({"_id": "ko", "text": "대한민국의 나라이름은 한국어로 대한민국이다."}),
+        serde_json::json!({"_id": "too-long", "text": long}),
+        serde_json::json!({"_id": "zh", "text": "2008年汶川大地震是四川省发生的地震。"}),
+        serde_json::json!({"_id": "ar", "text": "اللُّغَةُ العَرَبِيَّة 👍🏽 لغة سامية"}),
+    ];
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    sift.write("docs.jsonl", jsonl);
+    let stderr = sift.fails(&["index", "docs.jsonl", "--config", "sift.toml"]);
+    assert!(
+        stderr.contains("not indexed \"too-long\"") && stderr.contains("max_document_bytes"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 4 documents could not be indexed"), "{stderr}");
+    let (documents, _) = counts(&sift.stats(&[]));
+    assert_eq!(documents, 3);
+    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")] {
+        let hits = sift.hits(query, &["--depth", "10"]);
+        assert_eq!(doc_ids(&hits).first().map(String::as_str), Some(id), "{query}");
+    }
+}

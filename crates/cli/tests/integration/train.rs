@@ -20,23 +20,21 @@ fn demo_train_split(sift: &Sift) -> PathBuf {
     sift.path("demo")
 }
 
-fn train(sift: &Sift, dataset: &Path, out: &str, seed: &str) {
-    let dataset = dataset.display().to_string();
-    let corpus = helpcentre_dir().display().to_string();
-    let run = sift.ok(&[
+/// A tiny run's arguments: 16 demo queries, short pairs, few negatives.
+fn train_args(dataset: &Path, out: &str, seed: &str) -> Vec<String> {
+    let spec = format!(
+        "{},corpus={},max-queries=16,validate=0.25",
+        dataset.display(),
+        helpcentre_dir().display()
+    );
+    [
         "train-reranker",
         "--dataset",
-        &dataset,
-        "--corpus",
-        &corpus,
+        &spec,
         "--out",
         out,
         "--seed",
         seed,
-        "--max-queries",
-        "16",
-        "--validation-fraction",
-        "0.25",
         "--negative-pool",
         "3",
         "--negatives",
@@ -50,10 +48,97 @@ fn train(sift: &Sift, dataset: &Path, out: &str, seed: &str) {
         "--weak-examples",
         "8",
         "-vv",
-    ]);
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn run_args(sift: &Sift, args: &[String], extra: &[&str]) -> crate::util::Run {
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend_from_slice(extra);
+    sift.ok(&all)
+}
+
+fn train(sift: &Sift, dataset: &Path, out: &str, seed: &str) {
+    let run = run_args(sift, &train_args(dataset, out, seed), &[]);
     // Mining runs stage 1 only: the configured cross-encoder is not looked
     // for (its lookup is logged at debug level when it fails).
     assert!(!run.stderr.contains("ms-marco"), "{}", run.stderr);
+}
+
+fn report(sift: &Sift, out: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(sift.path(out).join("training.json")).unwrap()).unwrap()
+}
+
+/// Paused by its step budget, or killed between two checkpoints, a run
+/// given the same command again goes on from its last checkpoint and ends
+/// with the weights of the run that went straight through; other options
+/// on its folder are refused, `--restart` starts over.
+#[test]
+fn an_interrupted_run_resumes_where_it_stopped() {
+    let sift = Sift::new();
+    let dataset = demo_train_split(&sift);
+    let schedule = ["--max-steps", "12", "--evaluate-every", "3", "--checkpoint-every", "2"];
+    let weights = |dir: &str| std::fs::read(sift.path(dir).join("model.safetensors")).unwrap();
+    run_args(&sift, &train_args(&dataset, "straight", "5"), &schedule);
+    assert_eq!(report(&sift, "straight")["steps"], 12);
+
+    // Paused at step 5: a usable checkpoint so far, and the state to go on.
+    let paused = train_args(&dataset, "paused", "5");
+    let mut first = schedule.to_vec();
+    first.extend(["--pause-after-steps", "5"]);
+    let run = run_args(&sift, &paused, &first);
+    assert!(run.stdout.contains("paused at step 5 of 12"), "{}", run.stdout);
+    let r = report(&sift, "paused");
+    assert_eq!((r["steps"].as_u64(), r["finished"].as_bool()), (Some(5), Some(false)));
+    assert!(sift.path("paused/model.safetensors").is_file());
+    let run = run_args(&sift, &paused, &schedule);
+    assert!(!run.stdout.contains("paused at step"), "{}", run.stdout);
+    let r = report(&sift, "paused");
+    assert_eq!(r["resumed_from_step"], 5);
+    assert_eq!((r["steps"].as_u64(), r["finished"].as_bool()), (Some(12), Some(true)));
+    assert_eq!(r["validation"], report(&sift, "straight")["validation"]);
+    assert!(weights("paused") == weights("straight"), "the resumed run ended elsewhere");
+
+    // Killed (as by a crash or the end of a session) between checkpoints.
+    let killed = train_args(&dataset, "killed", "5");
+    let mut longer = schedule.to_vec();
+    longer[1] = "400";
+    let args: Vec<&str> = killed.iter().map(String::as_str).chain(longer.iter().copied()).collect();
+    let mut child = sift.spawn(&args);
+    let state = sift.path("killed/resume/state.json");
+    let started = std::time::Instant::now();
+    let step_at_kill = loop {
+        let step = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["step"].as_u64());
+        if step.is_some_and(|s| s >= 4) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break step.unwrap();
+        }
+        assert!(started.elapsed().as_secs() < 600, "no checkpoint in 10 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(step_at_kill < 400);
+    let mut resume_until = schedule.to_vec();
+    resume_until[1] = "400";
+    resume_until.extend(["--pause-after-steps", "1"]);
+    run_args(&sift, &killed, &resume_until);
+    let r = report(&sift, "killed");
+    assert!(r["resumed_from_step"].as_u64().unwrap() >= step_at_kill, "{r}");
+
+    // The same folder with other options is refused, and --restart starts over.
+    let other = train_args(&dataset, "paused", "6");
+    let mut all: Vec<&str> = other.iter().map(String::as_str).collect();
+    all.extend_from_slice(&schedule);
+    let stderr = sift.fails(&all);
+    assert!(stderr.contains("other options (seed)") && stderr.contains("--restart"), "{stderr}");
+    all.push("--restart");
+    sift.ok(&all);
+    assert!(report(&sift, "paused")["resumed_from_step"].is_null());
 }
 
 #[test]

@@ -134,6 +134,8 @@ pub struct Setup {
     pub documents: Option<Vec<Document>>,
     /// `--eval-dir`.
     pub eval_dir: Option<PathBuf>,
+    /// `index.max_document_bytes`.
+    pub max_document_bytes: Option<usize>,
 }
 
 impl TestServer {
@@ -146,6 +148,9 @@ impl TestServer {
         config.models.bi_encoder = ModelSource::local(minilm_dir());
         // An empty source: "no model configured", without asking the hub.
         config.models.cross_encoder = ModelSource::default();
+        if let Some(limit) = setup.max_document_bytes {
+            config.index.max_document_bytes = limit;
+        }
         if setup.reranker {
             let model = tempfile::tempdir().unwrap();
             throwaway_cross_encoder(model.path());
