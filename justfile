@@ -223,7 +223,7 @@ train-reranker-general out="data/rerankers/sift-minilm-l6-general" budget="": fe
         --dataset "{{squad}},validate=dev,max-queries=6000,validation-queries=200" \
         --dataset "{{msmarco}},validate=0.05,max-queries=6000,validation-queries=200" \
         --out {{out}} --seed 17 --max-length 192 --weak-examples 0 --validation-depth 20 \
-        --max-steps 1200 --evaluate-every 150 --patience 3 --checkpoint-every 25 "${budget[@]}" -v
+        --max-steps 900 --evaluate-every 150 --patience 3 --checkpoint-every 25 "${budget[@]}" -v
 
 # The same on the demo help centre and its eval set (data/helpcentre-eval).
 eval-demo: fetch-models
