@@ -186,7 +186,14 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     let names: Vec<String> = options
         .sets
         .iter()
-        .map(|s| format!("{} ({} split, weight {})", s.dataset.display(), s.split, s.weight))
+        .map(|s| {
+            format!(
+                "{} ({} split, weight {})",
+                s.dataset.display(),
+                s.split,
+                s.weight
+            )
+        })
         .collect();
     eprintln!("training a reranker on {}", names.join(" + "));
     let report = train(&options).with_context(|| format!("training on {}", names.join(" + ")))?;

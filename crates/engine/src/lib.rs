@@ -16,8 +16,8 @@ mod lock;
 
 pub use chunker::Chunker;
 pub use engine::{
-    CompactionReport, Engine, EngineBuilder, FailedDocument, IndexProgress, IndexReport, IndexStats, Retrieval,
-    SearchResponse, FILTER_POOL_FACTOR,
+    CompactionReport, Engine, EngineBuilder, FailedDocument, IndexProgress, IndexReport,
+    IndexStats, Retrieval, SearchResponse, FILTER_POOL_FACTOR,
 };
 pub use error::{Error, Result};
 pub use sift_lexical::Bm25Stats;

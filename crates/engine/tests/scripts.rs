@@ -83,11 +83,7 @@ const PIECES: &[&str] = &[
 const JOINERS: &[&str] = &[" ", " ", " ", "", "\n", "\n\n", "\n## Section 한국\n"];
 
 fn document() -> impl Strategy<Value = String> {
-    prop::collection::vec(
-        (0..PIECES.len(), 0..JOINERS.len()),
-        0..160,
-    )
-    .prop_map(|parts| {
+    prop::collection::vec((0..PIECES.len(), 0..JOINERS.len()), 0..160).prop_map(|parts| {
         let mut text = String::new();
         for (piece, joiner) in parts {
             text.push_str(PIECES[piece]);
@@ -129,8 +125,14 @@ fn check(text: &str, max_tokens: usize, overlap_tokens: usize) -> Result<(), Tes
     let mut previous_start = 0;
     for (i, c) in chunks.iter().enumerate() {
         prop_assert_eq!(c.ordinal as usize, i);
-        prop_assert!(c.char_start <= c.char_end && c.char_end <= chars.len(), "{c:?}");
-        prop_assert!(c.char_start >= previous_start, "chunks out of order: {chunks:?}");
+        prop_assert!(
+            c.char_start <= c.char_end && c.char_end <= chars.len(),
+            "{c:?}"
+        );
+        prop_assert!(
+            c.char_start >= previous_start,
+            "chunks out of order: {chunks:?}"
+        );
         previous_start = c.char_start;
         prop_assert!(
             boundary[c.char_start] && boundary[c.char_end],
@@ -144,7 +146,10 @@ fn check(text: &str, max_tokens: usize, overlap_tokens: usize) -> Result<(), Tes
         // A window holds at most max_tokens pieces of the document; cut out
         // of it, a chunk's text can tokenize a little differently at its
         // edges (a word piece continues across the cut).
-        prop_assert!(tokens <= max_tokens + 4, "chunk {i}: {tokens} tokens > {max_tokens}");
+        prop_assert!(
+            tokens <= max_tokens + 4,
+            "chunk {i}: {tokens} tokens > {max_tokens}"
+        );
     }
     // Heading lines are paths, not body.
     let mut at = 0;

@@ -91,7 +91,10 @@ impl Tokenizer for ScriptTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> ScriptTokenStream<'a> {
         self.tokens.clear();
         let mut word: Option<(usize, bool)> = None; // (byte start, bigrammed)
-        for (at, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        for (at, c) in text
+            .char_indices()
+            .chain(std::iter::once((text.len(), ' ')))
+        {
             let class = class_of(c);
             if let Some((start, bigrammed)) = word {
                 // A combining mark stays with the word before it, whatever
@@ -173,7 +176,9 @@ impl TokenStream for ScriptTokenStream<'_> {
 
 enum Class {
     /// A letter or digit; `bigrammed` for the scripts cut into bigrams.
-    Word { bigrammed: bool },
+    Word {
+        bigrammed: bool,
+    },
     /// A combining mark: part of the word before it.
     Mark,
     Other,
@@ -240,7 +245,10 @@ mod tests {
         // "데이터" match "데이터를".
         assert_eq!(terms("데이터를"), ["데이", "이터", "터를"]);
         // A script change ends a word.
-        assert_eq!(terms("iPhone手机 and 5G网络"), ["iphon", "手机", "5g", "网络"]);
+        assert_eq!(
+            terms("iPhone手机 and 5G网络"),
+            ["iphon", "手机", "5g", "网络"]
+        );
     }
 
     #[test]
@@ -248,7 +256,10 @@ mod tests {
         let indexed = terms("2008年四川大地震造成严重损失");
         for query in ["地震", "四川", "损失"] {
             let q = terms(query);
-            assert!(q.iter().all(|t| indexed.contains(t)), "{query}: {q:?} in {indexed:?}");
+            assert!(
+                q.iter().all(|t| indexed.contains(t)),
+                "{query}: {q:?} in {indexed:?}"
+            );
         }
     }
 
@@ -273,7 +284,10 @@ mod tests {
 
     #[test]
     fn emoji_and_invisible_characters_separate_words() {
-        assert_eq!(terms("close👍🏽account\u{200B}data"), ["close", "account", "data"]);
+        assert_eq!(
+            terms("close👍🏽account\u{200B}data"),
+            ["close", "account", "data"]
+        );
         assert!(terms("👨\u{200D}👩\u{200D}👧 \u{200F}\u{FEFF}").is_empty());
     }
 

@@ -881,7 +881,10 @@ mod tests {
         assert_eq!(hits(&new, "汶川"), 1);
         assert_eq!(hits(&new, "close account"), 1);
         drop(new);
-        assert_eq!(LexicalIndex::open(current.path()).unwrap().analyzer, analysis::CURRENT);
+        assert_eq!(
+            LexicalIndex::open(current.path()).unwrap().analyzer,
+            analysis::CURRENT
+        );
     }
 
     /// The measurement behind bigrams: short Chinese and Japanese pages
@@ -947,6 +950,9 @@ mod tests {
             legacy
         );
         assert_eq!(current, 1.0);
-        assert_eq!(legacy, 0.0, "a word inside a run of unspaced text is no term of its own");
+        assert_eq!(
+            legacy, 0.0,
+            "a word inside a run of unspaced text is no term of its own"
+        );
     }
 }

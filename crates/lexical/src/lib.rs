@@ -11,6 +11,6 @@ mod error;
 mod index;
 mod schema;
 
+pub use analysis::{analyze, ScriptTokenizer};
 pub use error::{Error, Result};
 pub use index::{Bm25Stats, LexicalIndex};
-pub use analysis::{analyze, ScriptTokenizer};

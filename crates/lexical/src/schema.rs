@@ -1,9 +1,9 @@
 //! The tantivy schema of the chunk store.
 
+use crate::analysis;
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
-use crate::analysis;
 
 pub(crate) const CHUNK_ID: &str = "chunk_id";
 pub(crate) const DOC_ID: &str = "doc_id";

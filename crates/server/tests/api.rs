@@ -274,16 +274,24 @@ fn a_bad_document_is_named_and_the_rest_of_its_batch_kept() {
     let body = r.json();
     assert_eq!(body["error"]["code"], "documents_failed", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("\"too-long\"") && message.contains("max_document_bytes"), "{message}");
+    assert!(
+        message.contains("\"too-long\"") && message.contains("max_document_bytes"),
+        "{message}"
+    );
     assert_eq!(body["failed"].as_array().unwrap().len(), 1, "{body}");
     assert_eq!(body["failed"][0]["id"], "too-long");
     assert_eq!(body["documents_written"], 3, "{body}");
 
-    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")] {
+    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")]
+    {
         let r = s.post("/search", &json!({"query": query, "depth": 10, "k": 3}));
         assert_eq!(r.status, 200, "{}", r.text);
         let ids = doc_ids(&r.json());
-        assert_eq!(ids.first().map(String::as_str), Some(id), "{query}: {ids:?}");
+        assert_eq!(
+            ids.first().map(String::as_str),
+            Some(id),
+            "{query}: {ids:?}"
+        );
     }
     // The failed one was not half written.
     s.delete("/documents/too-long")

@@ -88,7 +88,10 @@ impl AdamW {
         path: &Path,
     ) -> Result<()> {
         for i in 0..self.vars.len() {
-            for (kind, slot) in [("m", &mut self.first_moments[i]), ("v", &mut self.second_moments[i])] {
+            for (kind, slot) in [
+                ("m", &mut self.first_moments[i]),
+                ("v", &mut self.second_moments[i]),
+            ] {
                 let name = format!("{prefix}.{kind}.{i}");
                 let saved = from.get(&name).ok_or_else(|| {
                     Error::model(path, format!("the training state has no {name}"))
@@ -96,7 +99,11 @@ impl AdamW {
                 if saved.dims() != slot.dims() {
                     return Err(Error::model(
                         path,
-                        format!("{name} is {:?}, the model needs {:?}", saved.dims(), slot.dims()),
+                        format!(
+                            "{name} is {:?}, the model needs {:?}",
+                            saved.dims(),
+                            slot.dims()
+                        ),
                     ));
                 }
                 *slot = saved.clone();
@@ -130,9 +137,23 @@ mod tests {
         )
         .unwrap();
         for _ in 0..5 {
-            let g = ours.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let g = ours
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             mine.step(&g).unwrap();
-            let g = theirs.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let g = theirs
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             reference.step(&g).unwrap();
         }
         let diff = (ours.as_tensor() - theirs.as_tensor())

@@ -100,7 +100,10 @@ impl TrainingSet {
             return bad(format!("{name}: refusing to train on the test split: train on `train` (or a dev split) and evaluate on `test`"));
         }
         if !(self.weight.is_finite() && self.weight > 0.0) {
-            return bad(format!("{name}: weight must be positive (got {})", self.weight));
+            return bad(format!(
+                "{name}: weight must be positive (got {})",
+                self.weight
+            ));
         }
         match &self.validation {
             Validation::HeldOut(f) if !(0.0..0.9).contains(f) => {
@@ -185,13 +188,28 @@ mod tests {
         assert_eq!(set.validation, Validation::HeldOut(0.05));
         assert_eq!(set.validation_queries, 200);
         assert_eq!(set.corpus, Some(PathBuf::from("c.jsonl")));
-        assert_eq!(set.index_in(Path::new("run"), true), PathBuf::from("idx/ms"));
+        assert_eq!(
+            set.index_in(Path::new("run"), true),
+            PathBuf::from("idx/ms")
+        );
         let plain: TrainingSet = "data/ms".parse().unwrap();
         assert_eq!(plain, TrainingSet::new("data/ms"));
-        assert_eq!(plain.index_in(Path::new("run"), false), PathBuf::from("run"));
-        assert_eq!(plain.index_in(Path::new("run"), true), PathBuf::from("run/ms"));
+        assert_eq!(
+            plain.index_in(Path::new("run"), false),
+            PathBuf::from("run")
+        );
+        assert_eq!(
+            plain.index_in(Path::new("run"), true),
+            PathBuf::from("run/ms")
+        );
 
-        for bad in ["", "d,weight", "d,weight=x", "d,max-queries=-1", "d,colour=red"] {
+        for bad in [
+            "",
+            "d,weight",
+            "d,weight=x",
+            "d,max-queries=-1",
+            "d,colour=red",
+        ] {
             assert!(bad.parse::<TrainingSet>().is_err(), "{bad:?} parsed");
         }
         let err = "d,colour=red".parse::<TrainingSet>().unwrap_err();
@@ -210,6 +228,10 @@ mod tests {
             let set: TrainingSet = spec.parse().unwrap();
             assert!(set.validate().is_err(), "{spec} accepted");
         }
-        assert!("d,validate=dev".parse::<TrainingSet>().unwrap().validate().is_ok());
+        assert!("d,validate=dev"
+            .parse::<TrainingSet>()
+            .unwrap()
+            .validate()
+            .is_ok());
     }
 }

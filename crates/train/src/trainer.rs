@@ -171,7 +171,8 @@ impl TrainOptions {
         if self.queries_per_step == 0 || self.epochs == 0 || self.evaluations_per_epoch == 0 {
             return bad("queries_per_step, epochs and evaluations_per_epoch must be positive");
         }
-        if self.max_steps == Some(0) || self.evaluate_every == Some(0) || self.checkpoint_every == 0 {
+        if self.max_steps == Some(0) || self.evaluate_every == Some(0) || self.checkpoint_every == 0
+        {
             return bad("max_steps, evaluate_every and checkpoint_every must be positive");
         }
         if self.trainable_layers == 0 {
@@ -450,7 +451,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         .map(|m| {
             m.validation
                 .iter()
-                .map(|v| v.candidates.iter().map(|p| add(&v.query, p, false)).collect())
+                .map(|v| {
+                    v.candidates
+                        .iter()
+                        .map(|p| add(&v.query, p, false))
+                        .collect()
+                })
                 .collect::<Result<Vec<Vec<usize>>>>()
         })
         .collect::<Result<_>>()?;
@@ -467,7 +473,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     // The validation pairs' frozen layers run once; training pairs' at
     // each step (on the inference kernels, a small share of a step).
     let phase = Instant::now();
-    let all_validation: Vec<usize> = validation_pairs.iter().flatten().flatten().copied().collect();
+    let all_validation: Vec<usize> = validation_pairs
+        .iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .collect();
     cache_frozen_layers(&body, frozen, &mut pairs, &all_validation, options.progress)?;
     seconds.frozen_layers += phase.elapsed().as_secs_f64();
 
@@ -533,7 +544,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             }
             body_opt.load_state("body", &tensors, state.step as u64, &file)?;
             head_opt.load_state("head", &tensors, state.step as u64, &file)?;
-            tracing::info!(step = state.step, total_steps, "resuming from {}", file.display());
+            tracing::info!(
+                step = state.step,
+                total_steps,
+                "resuming from {}",
+                file.display()
+            );
             state
         }
         None => {
@@ -583,7 +599,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         }
         let phase = Instant::now();
         let step = state.step;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(options.seed, 0x57e9, step as u64));
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(mix(options.seed, 0x57e9, step as u64));
         let groups: Vec<Vec<usize>> = (0..options.queries_per_step)
             .map(|_| {
                 let set = pick_set.sample(&mut rng);
@@ -682,7 +699,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             let phase = Instant::now();
             seconds.total = seconds_before + started.elapsed().as_secs_f64();
             state.seconds = seconds.clone();
-            save_checkpoint(&resume_dir, &mut state, &trained_vars, best_weights.as_deref(), &body_opt, &head_opt)?;
+            save_checkpoint(
+                &resume_dir,
+                &mut state,
+                &trained_vars,
+                best_weights.as_deref(),
+                &body_opt,
+                &head_opt,
+            )?;
             seconds.save += phase.elapsed().as_secs_f64();
         }
     }
@@ -691,7 +715,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     // The state the next invocation starts from (or the finished run's).
     seconds.total = seconds_before + started.elapsed().as_secs_f64();
     state.seconds = seconds.clone();
-    save_checkpoint(&resume_dir, &mut state, &trained_vars, best_weights.as_deref(), &body_opt, &head_opt)?;
+    save_checkpoint(
+        &resume_dir,
+        &mut state,
+        &trained_vars,
+        best_weights.as_deref(),
+        &body_opt,
+        &head_opt,
+    )?;
 
     // Keep the best validated weights; the untrained model if none was better.
     let phase = Instant::now();
@@ -916,8 +947,11 @@ impl SetOrders {
 /// weak examples, and take stage 1's candidates for the validation queries.
 fn mine_set(options: &TrainOptions, set: &TrainingSet, several: bool) -> Result<MinedSet> {
     let name = set.name();
-    let mut eval_options =
-        sift_eval::EvalOptions::new(&set.dataset, set.index_in(&options.index, several), &options.out);
+    let mut eval_options = sift_eval::EvalOptions::new(
+        &set.dataset,
+        set.index_in(&options.index, several),
+        &options.out,
+    );
     eval_options.split = set.split.clone();
     eval_options.corpus = set.corpus.clone();
     eval_options.config = options.config.clone();
@@ -946,8 +980,8 @@ fn mine_set(options: &TrainOptions, set: &TrainingSet, several: bool) -> Result<
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
                 let mut order: Vec<usize> = (0..queries.len()).collect();
                 order.shuffle(&mut rng);
-                let held_out = (((queries.len() as f64) * share).round() as usize)
-                    .min(set.validation_queries);
+                let held_out =
+                    (((queries.len() as f64) * share).round() as usize).min(set.validation_queries);
                 let mut validation_ids: Vec<usize> = order[..held_out].to_vec();
                 let mut train_ids: Vec<usize> = order[held_out..].to_vec();
                 validation_ids.sort_unstable();
@@ -1019,7 +1053,12 @@ fn mine_set(options: &TrainOptions, set: &TrainingSet, several: bool) -> Result<
         validation_queries.len(),
         &format!("{name}: validation candidates"),
     );
-    let validation = data::validation_queries(engine, &validation_queries, options.validation_depth, || bar.inc(1))?;
+    let validation = data::validation_queries(
+        engine,
+        &validation_queries,
+        options.validation_depth,
+        || bar.inc(1),
+    )?;
     bar.finish_and_clear();
     let validation_qrels: Qrels = validation
         .iter()
@@ -1045,7 +1084,11 @@ fn mine_set(options: &TrainOptions, set: &TrainingSet, several: bool) -> Result<
 }
 
 /// The queries with at least one relevant document in the engine's index.
-fn with_indexed_judgements(engine: &Engine, qrels: &Qrels, queries: &[Query]) -> Result<Vec<Query>> {
+fn with_indexed_judgements(
+    engine: &Engine,
+    qrels: &Qrels,
+    queries: &[Query],
+) -> Result<Vec<Query>> {
     let mut kept = Vec::with_capacity(queries.len());
     for q in queries {
         let Some(judged) = qrels.get(&q.id) else {
@@ -1069,7 +1112,9 @@ fn sample(queries: Vec<Query>, n: Option<usize>, seed: u64) -> Vec<Query> {
         return queries;
     };
     let mut order: Vec<usize> = (0..queries.len()).collect();
-    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(seed, 0x5a3, 0)));
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(mix(
+        seed, 0x5a3, 0,
+    )));
     let mut chosen = order[..n].to_vec();
     chosen.sort_unstable();
     chosen.into_iter().map(|i| queries[i].clone()).collect()
@@ -1131,7 +1176,11 @@ fn same_run(path: &Path, saved: &serde_json::Value, now: &serde_json::Value) -> 
     )))
 }
 
-fn saved_tensor<'a>(tensors: &'a HashMap<String, Tensor>, name: &str, file: &Path) -> Result<&'a Tensor> {
+fn saved_tensor<'a>(
+    tensors: &'a HashMap<String, Tensor>,
+    name: &str,
+    file: &Path,
+) -> Result<&'a Tensor> {
     tensors
         .get(name)
         .ok_or_else(|| Error::model(file, format!("the training state has no {name}")))
@@ -1162,7 +1211,8 @@ fn save_checkpoint(
     let file = format!("state-{:07}.safetensors", state.step);
     let path = dir.join(&file);
     let tmp = path.with_extension("tmp");
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| Error::model(&tmp, e.to_string()))?;
+    candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| Error::model(&tmp, e.to_string()))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     let previous = std::mem::replace(&mut state.weights_file, file);
     write_json(&dir.join("state.json"), state)?;
@@ -1237,7 +1287,12 @@ fn cache_frozen_layers(
     for slice in ids.chunks(SLICE) {
         let inputs: Vec<(&[u32], &[u32])> = slice
             .iter()
-            .map(|&i| (pairs[i].pair.ids.as_slice(), pairs[i].pair.type_ids.as_slice()))
+            .map(|&i| {
+                (
+                    pairs[i].pair.ids.as_slice(),
+                    pairs[i].pair.type_ids.as_slice(),
+                )
+            })
             .collect();
         let states = body.hidden_states(&inputs, frozen, BATCH)?;
         for (&i, rows) in slice.iter().zip(states) {

@@ -371,11 +371,19 @@ fn a_bad_document_is_reported_and_the_rest_indexed() {
         stderr.contains("not indexed \"too-long\"") && stderr.contains("max_document_bytes"),
         "{stderr}"
     );
-    assert!(stderr.contains("1 of 4 documents could not be indexed"), "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 documents could not be indexed"),
+        "{stderr}"
+    );
     let (documents, _) = counts(&sift.stats(&[]));
     assert_eq!(documents, 3);
-    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")] {
+    for (query, id) in [("나라이름은", "ko"), ("地震", "zh"), ("العَرَبِيَّة", "ar")]
+    {
         let hits = sift.hits(query, &["--depth", "10"]);
-        assert_eq!(doc_ids(&hits).first().map(String::as_str), Some(id), "{query}");
+        assert_eq!(
+            doc_ids(&hits).first().map(String::as_str),
+            Some(id),
+            "{query}"
+        );
     }
 }

@@ -78,7 +78,14 @@ fn report(sift: &Sift, out: &str) -> serde_json::Value {
 fn an_interrupted_run_resumes_where_it_stopped() {
     let sift = Sift::new();
     let dataset = demo_train_split(&sift);
-    let schedule = ["--max-steps", "12", "--evaluate-every", "3", "--checkpoint-every", "2"];
+    let schedule = [
+        "--max-steps",
+        "12",
+        "--evaluate-every",
+        "3",
+        "--checkpoint-every",
+        "2",
+    ];
     let weights = |dir: &str| std::fs::read(sift.path(dir).join("model.safetensors")).unwrap();
     run_args(&sift, &train_args(&dataset, "straight", "5"), &schedule);
     assert_eq!(report(&sift, "straight")["steps"], 12);
@@ -88,23 +95,40 @@ fn an_interrupted_run_resumes_where_it_stopped() {
     let mut first = schedule.to_vec();
     first.extend(["--pause-after-steps", "5"]);
     let run = run_args(&sift, &paused, &first);
-    assert!(run.stdout.contains("paused at step 5 of 12"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("paused at step 5 of 12"),
+        "{}",
+        run.stdout
+    );
     let r = report(&sift, "paused");
-    assert_eq!((r["steps"].as_u64(), r["finished"].as_bool()), (Some(5), Some(false)));
+    assert_eq!(
+        (r["steps"].as_u64(), r["finished"].as_bool()),
+        (Some(5), Some(false))
+    );
     assert!(sift.path("paused/model.safetensors").is_file());
     let run = run_args(&sift, &paused, &schedule);
     assert!(!run.stdout.contains("paused at step"), "{}", run.stdout);
     let r = report(&sift, "paused");
     assert_eq!(r["resumed_from_step"], 5);
-    assert_eq!((r["steps"].as_u64(), r["finished"].as_bool()), (Some(12), Some(true)));
+    assert_eq!(
+        (r["steps"].as_u64(), r["finished"].as_bool()),
+        (Some(12), Some(true))
+    );
     assert_eq!(r["validation"], report(&sift, "straight")["validation"]);
-    assert!(weights("paused") == weights("straight"), "the resumed run ended elsewhere");
+    assert!(
+        weights("paused") == weights("straight"),
+        "the resumed run ended elsewhere"
+    );
 
     // Killed (as by a crash or the end of a session) between checkpoints.
     let killed = train_args(&dataset, "killed", "5");
     let mut longer = schedule.to_vec();
     longer[1] = "400";
-    let args: Vec<&str> = killed.iter().map(String::as_str).chain(longer.iter().copied()).collect();
+    let args: Vec<&str> = killed
+        .iter()
+        .map(String::as_str)
+        .chain(longer.iter().copied())
+        .collect();
     let mut child = sift.spawn(&args);
     let state = sift.path("killed/resume/state.json");
     let started = std::time::Instant::now();
@@ -118,8 +142,14 @@ fn an_interrupted_run_resumes_where_it_stopped() {
             child.wait().unwrap();
             break step.unwrap();
         }
-        assert!(started.elapsed().as_secs() < 600, "no checkpoint in 10 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            started.elapsed().as_secs() < 600,
+            "no checkpoint in 10 minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(step_at_kill < 400);
@@ -128,14 +158,20 @@ fn an_interrupted_run_resumes_where_it_stopped() {
     resume_until.extend(["--pause-after-steps", "1"]);
     run_args(&sift, &killed, &resume_until);
     let r = report(&sift, "killed");
-    assert!(r["resumed_from_step"].as_u64().unwrap() >= step_at_kill, "{r}");
+    assert!(
+        r["resumed_from_step"].as_u64().unwrap() >= step_at_kill,
+        "{r}"
+    );
 
     // The same folder with other options is refused, and --restart starts over.
     let other = train_args(&dataset, "paused", "6");
     let mut all: Vec<&str> = other.iter().map(String::as_str).collect();
     all.extend_from_slice(&schedule);
     let stderr = sift.fails(&all);
-    assert!(stderr.contains("other options (seed)") && stderr.contains("--restart"), "{stderr}");
+    assert!(
+        stderr.contains("other options (seed)") && stderr.contains("--restart"),
+        "{stderr}"
+    );
     all.push("--restart");
     sift.ok(&all);
     assert!(report(&sift, "paused")["resumed_from_step"].is_null());
