@@ -104,30 +104,18 @@ pub(crate) fn mine_examples(
         if relevant.is_empty() {
             continue;
         }
-        // A corpus given as a sample of the dataset's may hold none of the
-        // query's documents: no stage 1 is run for it.
-        let mut indexed = false;
-        for doc in relevant.keys() {
-            if engine.document_chunks(doc)?.is_empty() {
-                summary.positives_missing += 1;
-            } else {
-                indexed = true;
-            }
-        }
-        if !indexed {
-            continue;
-        }
         let candidates = stage_one(engine, &q.text, depth)?;
         let mut positives = Vec::new();
         for doc in relevant.keys() {
             match candidates.iter().find(|c| &c.doc_id == doc) {
                 Some(chunk) => positives.push(passage(chunk, true)),
-                None => {
-                    if let Some(chunk) = engine.document_chunks(doc)?.first() {
+                None => match engine.document_chunks(doc)?.first() {
+                    Some(chunk) => {
                         summary.positives_not_retrieved += 1;
                         positives.push(passage(chunk, true));
                     }
-                }
+                    None => summary.positives_missing += 1,
+                },
             }
         }
         if positives.is_empty() {
