@@ -205,14 +205,16 @@ train-reranker out="data/rerankers/sift-minilm-l6-scifact": fetch-models
 
 # Train the general reranker (data/rerankers/sift-minilm-l6-general) from
 # SQuAD v1.1 (CC BY-SA 4.0) and the MS MARCO subset (non-commercial research
-# only) in ../shared/datasets, mixed 1:1: 6,000 queries of each drawn with
-# seed 17, hard negatives mined by hybrid stage 1 over each whole corpus
-# (indexes/train-general/<dataset>, built first if missing: ~40 min for
-# SQuAD on 2 cores), validated on 200 SQuAD dev queries and 200 held-back
-# MS MARCO queries. It checkpoints every 25 steps: interrupted (or stopped
-# by budget="90m"), the same command goes on where it stopped. Its card
-# (README.md there) has the scores and the wall time.
-train-reranker-general out="data/rerankers/sift-minilm-l6-general" budget="": fetch-models
+# only) in ../shared/datasets, mixed 1:1: the first 6,000 train queries of
+# each, hard negatives mined by hybrid stage 1 over each whole corpus
+# (indexes/train-general/<dataset>, built first if missing), validated on the
+# last 200 SQuAD dev queries (evals read the first ones) and 200 held-back
+# MS MARCO queries; 300 steps of 8 queries. It checkpoints every 25 steps:
+# interrupted (or stopped by a budget: `just train-reranker-general OUT 30m`),
+# the same command goes on where it stopped; further flags go to
+# `sift train-reranker` (`just train-reranker-general OUT "" --restart`). Its
+# card (README.md there) has the scores and the wall time.
+train-reranker-general out="data/rerankers/sift-minilm-l6-general" budget="" *flags: fetch-models
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release --bin sift
@@ -223,7 +225,8 @@ train-reranker-general out="data/rerankers/sift-minilm-l6-general" budget="": fe
         --dataset "{{squad}},validate=dev,max-queries=6000,validation-queries=200" \
         --dataset "{{msmarco}},validate=0.05,max-queries=6000,validation-queries=200" \
         --out {{out}} --seed 17 --max-length 192 --weak-examples 0 --validation-depth 20 \
-        --max-steps 900 --evaluate-every 150 --patience 3 --checkpoint-every 25 "${budget[@]}" -v
+        --max-steps 300 --evaluate-every 100 --patience 3 --checkpoint-every 25 "${budget[@]}" {{flags}} -v \
+        --data-terms "SQuAD v1.1 (Wikipedia, CC BY-SA 4.0) and MS MARCO (non-commercial research only)"
 
 # The same on the demo help centre and its eval set (data/helpcentre-eval).
 eval-demo: fetch-models

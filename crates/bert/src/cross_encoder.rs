@@ -20,6 +20,11 @@ pub struct TrainedWith {
     /// queries; absent in checkpoints from before the blend existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage1_weight: Option<f32>,
+    /// What it learnt from and the terms that come with those data, as its
+    /// card states them (`sift train-reranker --data-terms`); the engine
+    /// names them wherever it says which reranker ranked a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_terms: Option<String>,
 }
 
 impl TrainedWith {

@@ -19,7 +19,7 @@ impl ModelRole {
             }
             ModelRole::CrossEncoder => {
                 "to rerank, name a local folder with --reranker-path (SIFT_RERANKER_PATH, models.cross_encoder.path), \
-                 train one with `sift train-reranker`, or use the committed SciFact-trained one with --reranker-fallback"
+                 train one with `sift train-reranker`, or try the committed general one with --reranker-fallback"
             }
         }
     }

@@ -46,6 +46,20 @@ impl Bert {
         } else {
             root.clone()
         };
+        let isa = crate::kernels::Isa::detect();
+        let lacking = match precision {
+            Precision::Int8 if !isa.avx512_vnni => Some("AVX-512 VNNI"),
+            Precision::Fast if !(isa.avx512_bf16 || isa.amx_bf16) => Some("AMX or AVX-512 BF16"),
+            _ => None,
+        };
+        if let Some(lacking) = lacking {
+            // Said, so that a precision that changes nothing is not taken
+            // for a slow one.
+            tracing::warn!(
+                "precision {precision} asked for {}, but this CPU lacks {lacking}: its linear layers run in f32",
+                files.origin
+            );
+        }
         let encoder = Encoder::load(body.clone(), &config, Matmul::from(precision))
             .map_err(|e| invalid(&files.weights, e))?;
         Ok((Bert { encoder, config }, root, body))

@@ -38,17 +38,19 @@ pub struct Settings {
     )]
     pub reranker_path: Option<PathBuf>,
     /// When the hub cross-encoder cannot be had, rerank with the committed
-    /// trained one (data/rerankers/sift-minilm-l6-scifact, or the config's
-    /// `models.cross_encoder_fallback`). Off by default: trained on
-    /// SciFact, it lowers quality out of its domain.
+    /// general one (data/rerankers/sift-minilm-l6-general, or the config's
+    /// `models.cross_encoder_fallback`). Off by default: it still ranks
+    /// below hybrid stage 1 on the collections measured (its card).
     #[arg(long, global = true, help_heading = "Models")]
     pub reranker_fallback: bool,
-    /// Never fall back to another reranker (overrides the config file).
+    /// Never fall back to another reranker: stage 1 only when the hub
+    /// cross-encoder cannot be had (overrides the config file;
+    /// --reranker-fallback overrides this).
     #[arg(
         long,
         global = true,
-        help_heading = "Models",
-        conflicts_with = "reranker_fallback"
+        env = "SIFT_NO_RERANKER_FALLBACK",
+        help_heading = "Models"
     )]
     pub no_reranker_fallback: bool,
     /// Bi-encoder truncation length in tokens.
@@ -57,9 +59,10 @@ pub struct Settings {
     /// Texts per bi-encoder batch.
     #[arg(long, global = true, help_heading = "Models")]
     pub embed_batch_size: Option<usize>,
-    /// Arithmetic of both models: f32 (exact), fast (bf16 on AMX /
-    /// AVX-512 BF16 CPUs) or int8 (linear layers on AVX-512 VNNI); the
-    /// last two are f32 on CPUs without those instructions.
+    /// Arithmetic of both models: f32 (exact, the default), fast (bf16 on
+    /// AMX / AVX-512 BF16 CPUs) or int8 (linear layers on AVX-512 VNNI);
+    /// fast and int8 run as f32 on CPUs without those instructions, and
+    /// the log says so.
     #[arg(long, global = true, env = "SIFT_PRECISION", help_heading = "Models")]
     pub precision: Option<sift_core::Precision>,
 
@@ -163,10 +166,11 @@ impl Settings {
         if let Some(path) = &self.reranker_path {
             m.cross_encoder.path = Some(path.clone());
         }
-        if self.reranker_fallback && m.cross_encoder_fallback.is_none() {
-            m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
-        }
-        if self.no_reranker_fallback {
+        if self.reranker_fallback {
+            if m.cross_encoder_fallback.is_none() {
+                m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
+            }
+        } else if self.no_reranker_fallback {
             m.cross_encoder_fallback = None;
         }
         set(&mut m.embed_max_tokens, self.embed_max_tokens);

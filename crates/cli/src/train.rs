@@ -117,6 +117,11 @@ pub struct TrainArgs {
     /// Throw away OUT/resume/ and start over.
     #[arg(long)]
     pub restart: bool,
+    /// What the training data are and their terms of use, recorded in the
+    /// checkpoint (e.g. "SQuAD v1.1, CC BY-SA 4.0"); the engine names them
+    /// beside the reranker in every result it ranks.
+    #[arg(long, value_name = "TEXT")]
+    pub data_terms: Option<String>,
     /// Store f32 weights instead of f16.
     #[arg(long)]
     pub full_precision: bool,
@@ -181,6 +186,7 @@ pub fn run(settings: &Settings, args: TrainArgs) -> anyhow::Result<()> {
     options.step_budget = args.pause_after_steps;
     options.restart = args.restart;
     options.half_precision = !args.full_precision;
+    options.data_terms = args.data_terms.clone();
     options.progress = true;
 
     let names: Vec<String> = options

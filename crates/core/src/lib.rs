@@ -18,6 +18,7 @@ pub use candidate::{Candidate, RankedScore, Scores};
 pub use config::{
     validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, LlmBackend, LlmConfig,
     ModelSource, ModelsConfig, RerankConfig, RerankerKind, SearchOptions, BUNDLED_RERANKER,
+    SCIFACT_RERANKER,
     DEFAULT_COMPACT_DEAD_RATIO, MAX_DEPTH, MAX_INSTRUCTION_CHARS, MAX_QUERY_CHARS,
 };
 pub use document::{Chunk, ChunkId, Document, Metadata};

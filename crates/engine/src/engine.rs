@@ -1282,11 +1282,11 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
         .cross_encoder_fallback
         .as_ref()
         .filter(|_| models.cross_encoder.path.is_none());
-    let Some(fallback) = fallback else {
+    let Some(fallback) = fallback.map(locate_committed) else {
         tracing::debug!("no reranker: {primary}");
         return (None, Some(format!("no reranker available: {primary}")));
     };
-    match load(fallback) {
+    match load(&fallback) {
         Ok(model) => {
             tracing::warn!(
                 "the configured cross-encoder cannot be had ({primary}); reranking with the fallback {}",
@@ -1306,6 +1306,33 @@ fn load_reranker(config: &Config) -> (Option<Box<dyn Reranker>>, Option<String>)
             )
         }
     }
+}
+
+/// A fallback named by a relative folder that the working folder lacks (the
+/// committed [`sift_core::BUNDLED_RERANKER`] when sift runs outside its
+/// checkout) is looked for above the running binary (`target/release/sift`
+/// sits two floors under the checkout), then in the checkout this crate was
+/// built from; otherwise it stays as named, and loading it says so.
+fn locate_committed(source: &sift_core::ModelSource) -> sift_core::ModelSource {
+    let Some(relative) = source
+        .path
+        .as_deref()
+        .filter(|p| p.is_relative() && !p.exists())
+    else {
+        return source.clone();
+    };
+    let above_binary: Vec<PathBuf> = std::env::current_exe()
+        .map(|exe| exe.ancestors().skip(1).map(Path::to_path_buf).collect())
+        .unwrap_or_default();
+    // crates/engine -> the workspace root.
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+    above_binary
+        .into_iter()
+        .chain(built_from.map(Path::to_path_buf))
+        .map(|root| root.join(relative))
+        .find(|candidate| candidate.join("config.json").is_file())
+        .map(sift_core::ModelSource::local)
+        .unwrap_or_else(|| source.clone())
 }
 
 #[cfg(test)]

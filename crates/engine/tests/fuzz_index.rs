@@ -31,6 +31,7 @@ fn config() -> Config {
     let mut config = Config::default();
     config.models.bi_encoder = ModelSource::local(model_dir());
     config.models.cross_encoder = ModelSource::default();
+    config.models.cross_encoder_fallback = None;
     config
 }
 

@@ -57,7 +57,7 @@ fn read<T: serde::de::DeserializeOwned>(value: &Bound<'_, PyAny>, what: &str) ->
 /// A sift index folder, opened (or created) with its models loaded.
 ///
 /// `Index(path, create=False, config=None, bi_encoder_path=None,
-/// reranker_path=None, reranker_fallback=False, precision=None,
+/// reranker_path=None, reranker_fallback=None, precision=None,
 /// load_reranker=True)`. `config` is a TOML file's path or a dict of the
 /// same keys (`{"search": {"depth": 30}}`); without one, `PATH/sift.toml`
 /// is read when it exists. The model paths also come from
@@ -70,7 +70,7 @@ struct Index {
 #[pymethods]
 impl Index {
     #[new]
-    #[pyo3(signature = (path, *, create = false, config = None, bi_encoder_path = None, reranker_path = None, reranker_fallback = false, precision = None, load_reranker = true))]
+    #[pyo3(signature = (path, *, create = false, config = None, bi_encoder_path = None, reranker_path = None, reranker_fallback = None, precision = None, load_reranker = true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -79,7 +79,7 @@ impl Index {
         config: Option<&Bound<'_, PyAny>>,
         bi_encoder_path: Option<PathBuf>,
         reranker_path: Option<PathBuf>,
-        reranker_fallback: bool,
+        reranker_fallback: Option<bool>,
         precision: Option<&str>,
         load_reranker: bool,
     ) -> PyResult<Self> {
@@ -92,12 +92,18 @@ impl Index {
         if let Some(p) = reranker_path.or_else(|| env_path("SIFT_RERANKER_PATH")) {
             m.cross_encoder.path = Some(p);
         }
-        if reranker_fallback && m.cross_encoder_fallback.is_none() {
-            m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
+        // None keeps the config's choice (none unless it names one); True
+        // asks for the committed general reranker, False turns it off.
+        match reranker_fallback {
+            Some(true) if m.cross_encoder_fallback.is_none() => {
+                m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
+            }
+            Some(false) => m.cross_encoder_fallback = None,
+            _ => {}
         }
         if let Some(p) = precision {
             m.precision = serde_json::from_value::<Precision>(p.into())
-                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\" or \"fast\"")))?;
+                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\", \"fast\" or \"int8\"")))?;
         }
         config.validate().map_err(|e| invalid(e.to_string()))?;
         let engine = py
@@ -412,7 +418,7 @@ impl Reranker {
         source.path = path;
         let precision = match precision {
             Some(p) => serde_json::from_value::<Precision>(p.into())
-                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\" or \"fast\"")))?,
+                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\", \"fast\" or \"int8\"")))?,
             None => defaults.models.precision,
         };
         let max_length = max_length.unwrap_or(defaults.rerank.max_length);

@@ -137,6 +137,21 @@ def test_rerank_orders_texts_with_the_cross_encoder(tmp_path, bi_encoder):
     assert all(h.scores["rerank"] is not None for h in result.hits)
 
 
+def test_offline_the_general_reranker_stands_in_for_the_hub_when_asked(tmp_path, bi_encoder, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    plain = sift.Index(tmp_path / "plain", create=True, bi_encoder_path=bi_encoder)
+    plain.add(DOCS)
+    assert plain.search("what happens to my notes when I close my account", depth=4, k=2).reranked_by is None
+    index = sift.Index(tmp_path / "idx", create=True, bi_encoder_path=bi_encoder, reranker_fallback=True)
+    index.add(DOCS)
+    result = index.search("what happens to my notes when I close my account", depth=4, k=2)
+    assert "sift-minilm-l6-general" in result.reranked_by
+    assert "the fallback for hf://cross-encoder/ms-marco-MiniLM-L-6-v2" in result.reranked_by
+    assert "non-commercial research only" in result.reranked_by
+    assert all(h.scores["rerank"] is not None for h in result.hits)
+
+
 def test_rerank_without_a_reranker_says_how_to_load_one(index):
     with pytest.raises(sift.SiftError, match="reranker_path"):
         index.rerank("notes", ["a", "b"])

@@ -30,9 +30,14 @@ impl CrossEncoderReranker {
 impl Reranker for CrossEncoderReranker {
     fn describe(&self) -> String {
         let origin = self.model.origin();
-        let model = match self.model.trained_with().and_then(|t| t.stage1_weight) {
+        let trained = self.model.trained_with();
+        let model = match trained.and_then(|t| t.stage1_weight) {
             Some(w) => format!("cross-encoder {origin} (trained; its stage-1 weight {w})"),
             None => format!("cross-encoder {origin}"),
+        };
+        let model = match trained.and_then(|t| t.data_terms.as_deref()) {
+            Some(terms) => format!("{model}, trained on {terms}"),
+            None => model,
         };
         match &self.stands_in_for {
             Some(configured) => format!("{model}, the fallback for {configured}"),

@@ -70,6 +70,7 @@ fn app(reranker: bool) -> axum::Router {
             Some(dir) => ModelSource::local(dir),
             None => ModelSource::default(),
         };
+        config.models.cross_encoder_fallback = None;
         config.rerank.max_length = 64;
         config.rerank.llm.gguf = "/nonexistent/sift-fuzz.gguf".into();
         std::env::set_var("HF_HUB_OFFLINE", "1");

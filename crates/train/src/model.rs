@@ -489,6 +489,7 @@ pub(crate) mod tests {
             seed: 3,
             max_length: 64,
             stage1_weight: Some(0.3),
+            data_terms: Some("a test's own pairs".into()),
         };
         net.save(
             half.path(),
@@ -509,6 +510,7 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(config["architectures"][0], "BertForSequenceClassification");
         assert_eq!(config["sift_trained"]["seed"], 3);
+        assert_eq!(config["sift_trained"]["data_terms"], "a test's own pairs");
         let reloaded = CrossEncoderNet::load(
             &ModelFiles {
                 origin: "half".into(),

@@ -39,7 +39,8 @@ pub struct TrainingSet {
     pub validation: Validation,
     /// Learn from only the first N queries of the split (`max-queries=N`).
     pub max_queries: Option<usize>,
-    /// Validate on at most N queries (`validation-queries=N`, default 300).
+    /// Validate on at most N queries (`validation-queries=N`, default 300):
+    /// a validation split's last N, a held-out share's first N drawn.
     pub validation_queries: usize,
 }
 

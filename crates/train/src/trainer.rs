@@ -90,6 +90,11 @@ pub struct TrainOptions {
     pub distill_temperature: f64,
     /// Store the weights as f16 (half the size, same rankings).
     pub half_precision: bool,
+    /// The training data and their terms, recorded in the checkpoint's
+    /// `config.json` (see [`sift_bert::TrainedWith::data_terms`]). Not part
+    /// of what a resumed run must match: it changes no weight.
+    #[serde(skip)]
+    pub data_terms: Option<String>,
     /// Write a checkpoint to resume from every N steps (and when stopped
     /// by the budget).
     #[serde(skip)]
@@ -142,6 +147,7 @@ impl TrainOptions {
             distill_weight: 0.0,
             distill_temperature: 0.05,
             half_precision: true,
+            data_terms: None,
             checkpoint_every: 50,
             time_budget: None,
             step_budget: None,
@@ -762,6 +768,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         seed: options.seed,
         max_length: options.max_length,
         stage1_weight: Some(stage1_weight),
+        data_terms: options.data_terms.clone(),
     };
     let dtype = if options.half_precision {
         DType::F16
@@ -995,7 +1002,10 @@ fn mine_set(options: &TrainOptions, set: &TrainingSet, several: bool) -> Result<
             Validation::Split(split) => {
                 let held = Dataset::open(&set.dataset, split)?;
                 let mut validation = with_indexed_judgements(engine, &held.qrels, &held.queries)?;
-                validation.truncate(set.validation_queries);
+                // The last queries of the split, so that its first ones (where
+                // an eval with --max-queries reads) never chose a weight.
+                let skip = validation.len().saturating_sub(set.validation_queries);
+                validation.drain(..skip);
                 (queries, validation, held.qrels)
             }
         };

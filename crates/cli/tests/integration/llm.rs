@@ -4,7 +4,7 @@
 //! for a missing model or a dead endpoint. Depths are kept to a handful of
 //! candidates so CI stays fast on 2 cores.
 
-use crate::util::{committed_reranker, doc_id, gguf_path, helpcentre_dir, Sift};
+use crate::util::{committed_reranker, doc_id, gguf_path, with_demo_pages, Sift};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::Child;
@@ -13,20 +13,12 @@ const QUERY: &str = "how do I set up two-factor authentication";
 
 /// A sandbox indexing four demo documents, two of them a dated pair.
 fn sandbox() -> Sift {
-    let sift = Sift::new();
-    for file in [
+    with_demo_pages(&[
         "security/set-up-two-factor-authentication.md",
         "security/set-up-two-factor-authentication-2021.md",
         "security/recover-account-lost-2fa-device.md",
         "accounts/reset-your-password.md",
-    ] {
-        sift.write(
-            &format!("docs/{file}"),
-            std::fs::read(helpcentre_dir().join(file)).unwrap(),
-        );
-    }
-    sift.ok(&["index", "docs"]);
-    sift
+    ])
 }
 
 fn llm_args(extra: &[&str]) -> Vec<String> {

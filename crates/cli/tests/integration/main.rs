@@ -4,6 +4,7 @@
 
 mod compact;
 mod crash;
+mod hub;
 mod index;
 mod llm;
 mod rescore;

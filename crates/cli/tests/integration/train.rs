@@ -2,7 +2,7 @@
 //! deterministic given its seed, writes a checkpoint `sift search` reranks
 //! with, and refuses the test split.
 
-use crate::util::{committed_reranker, helpcentre_dir, Sift};
+use crate::util::{helpcentre_dir, with_demo_pages, Sift};
 use std::path::{Path, PathBuf};
 
 /// The demo eval set's judgements offered as a `train` split. This tests
@@ -267,80 +267,66 @@ fn training_refuses_the_test_split() {
 
 /// Offline, the hub cross-encoder cannot be had: by default search answers
 /// from stage 1 and the notice says in one line how to rerank (the
-/// committed stand-in lowers quality out of its domain, so it is never the
-/// default). `--reranker-fallback` or `true` in the config reranks with it
-/// (found relative to the working folder) and says which one ran;
-/// `--no-reranker-fallback` wins over the config; a folder the user named
-/// is never replaced by it.
+/// committed general reranker still ranks below hybrid on the collections
+/// measured, so it is not the default). `--reranker-fallback` or `true` in
+/// the config reranks with it, found wherever sift runs (here a scratch
+/// folder without data/), and `reranked_by` names it, what it stands in for
+/// and its data's terms; `--no-reranker-fallback` wins over the config; a
+/// fallback folder that is not there is named in the notice; a folder the
+/// user named is never replaced by it.
 #[test]
-fn offline_search_reranks_with_the_committed_reranker_only_when_asked() {
-    let sift = Sift::new();
-    for file in [
+fn offline_search_reranks_with_the_committed_general_reranker_when_asked() {
+    let sift = with_demo_pages(&[
         "accounts/close-your-account.md",
         "data-retention/what-happens-to-your-data-after-account-closure.md",
         "billing/plans-and-pricing.md",
-    ] {
-        sift.write(
-            &format!("docs/{file}"),
-            std::fs::read(helpcentre_dir().join(file)).unwrap(),
-        );
-    }
-    sift.ok(&["index", "docs"]);
-    std::fs::create_dir_all(sift.path("data/rerankers")).unwrap();
-    std::os::unix::fs::symlink(
-        committed_reranker(),
-        sift.path("data/rerankers/sift-minilm-l6-scifact"),
-    )
-    .unwrap();
-    // The stand-in is there, but not used unless asked for.
-    let response = sift.search_json("close my account", &[]);
-    assert!(response["reranked_by"].is_null(), "{response}");
-    assert!(
-        response["hits"][0]["scores"]["rerank"].is_null(),
-        "{response}"
-    );
-    let notice = response["notice"].as_str().unwrap_or_default();
-    assert!(!notice.contains('\n'), "{notice}");
-    for how in ["--reranker-path", "train-reranker", "--reranker-fallback"] {
-        assert!(
-            notice.contains(how),
-            "the notice does not say {how}: {notice}"
-        );
+    ]);
+    assert!(!sift.path("data").exists());
+
+    let on = sift.write("on.toml", "[models]\ncross_encoder_fallback = true\n");
+    for flags in [vec![], vec!["--config", on.to_str().unwrap(), "--no-reranker-fallback"]] {
+        let response = sift.search_json("close my account", &flags);
+        assert!(response["reranked_by"].is_null(), "{flags:?}: {response}");
+        assert!(response["hits"][0]["scores"]["rerank"].is_null());
+        let notice = response["notice"].as_str().unwrap_or_default();
+        assert!(!notice.contains('\n'), "{notice}");
+        for how in ["--reranker-path", "train-reranker", "--reranker-fallback"] {
+            assert!(
+                notice.contains(how),
+                "the notice does not say {how}: {notice}"
+            );
+        }
     }
 
-    let asked = sift.write("on.toml", "[models]\ncross_encoder_fallback = true\n");
     for flags in [
         vec!["--reranker-fallback"],
-        vec!["--config", asked.to_str().unwrap()],
+        vec!["--config", on.to_str().unwrap()],
     ] {
         let response = sift.search_json("what happens to my data if I close my account", &flags);
         let by = response["reranked_by"].as_str().unwrap_or_default();
         assert!(
-            by.contains("sift-minilm-l6-scifact"),
+            by.contains("sift-minilm-l6-general"),
             "{flags:?}: reranked by {by:?}"
         );
         assert!(
             by.contains("the fallback for hf://cross-encoder/ms-marco-MiniLM-L-6-v2"),
             "{by}"
         );
+        assert!(by.contains("MS MARCO (non-commercial research only)"), "{by}");
         assert!(response["hits"][0]["scores"]["rerank"].is_number());
     }
+
+    let elsewhere = sift.write(
+        "elsewhere.toml",
+        "[models.cross_encoder_fallback]\npath = \"no/such/reranker\"\n",
+    );
     let response = sift.search_json(
         "close my account",
-        &[
-            "--config",
-            asked.to_str().unwrap(),
-            "--no-reranker-fallback",
-        ],
+        &["--config", elsewhere.to_str().unwrap()],
     );
     assert!(response["reranked_by"].is_null(), "{response}");
-
-    // Asked for but not in this working folder: the notice names where it looked.
-    std::fs::remove_file(sift.path("data/rerankers/sift-minilm-l6-scifact")).unwrap();
-    let response = sift.search_json("close my account", &["--reranker-fallback"]);
-    assert!(response["reranked_by"].is_null(), "{response}");
     let notice = response["notice"].as_str().unwrap_or_default();
-    assert!(notice.contains("sift-minilm-l6-scifact"), "{notice}");
+    assert!(notice.contains("no/such/reranker"), "{notice}");
 
     let missing = sift.path("no-such-model").display().to_string();
     let response = sift.search_json(

@@ -44,6 +44,20 @@ pub fn helpcentre_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/helpcentre")
 }
 
+/// A scratch folder with these pages of the demo help centre (paths under
+/// data/helpcentre) copied to docs/ and indexed.
+pub fn with_demo_pages(pages: &[&str]) -> Sift {
+    let sift = Sift::new();
+    for page in pages {
+        sift.write(
+            &format!("docs/{page}"),
+            std::fs::read(helpcentre_dir().join(page)).unwrap(),
+        );
+    }
+    sift.ok(&["index", "docs"]);
+    sift
+}
+
 /// One sandbox: a working folder (the index defaults to `idx` in it) and
 /// an empty Hugging Face home, so nothing is read from a cache or the network.
 pub struct Sift {
@@ -71,6 +85,11 @@ impl Sift {
     /// The working folder; relative paths given to commands resolve here.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.work.path().join(relative)
+    }
+
+    /// The Hugging Face home (HF_HOME) the commands see: empty at first.
+    pub fn hf_home(&self) -> &Path {
+        self.hf_home.path()
     }
 
     /// The default index folder.
@@ -106,6 +125,7 @@ impl Sift {
             .env_remove("SIFT_LOG")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null());
+        cmd.env_remove("SIFT_NO_RERANKER_FALLBACK");
         cmd
     }
 
@@ -120,7 +140,20 @@ impl Sift {
 
     /// Run a command to its end, whatever its exit status. Never a panic.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().unwrap();
+        self.run_env(args, &[])
+    }
+
+    /// [`Sift::run`] with environment variables set (`Some`) or removed
+    /// (`None`) over the harness's.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+        let mut cmd = self.command(args);
+        for (key, value) in env {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        let out = cmd.output().unwrap();
         let run = Run {
             code: out.status.code(),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),

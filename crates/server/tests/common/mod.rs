@@ -146,8 +146,10 @@ impl TestServer {
         let mut dirs = Vec::new();
         let mut config = Config::default();
         config.models.bi_encoder = ModelSource::local(minilm_dir());
-        // An empty source: "no model configured", without asking the hub.
+        // An empty source: "no model configured", without asking the hub,
+        // and no committed reranker standing in for it.
         config.models.cross_encoder = ModelSource::default();
+        config.models.cross_encoder_fallback = None;
         if let Some(limit) = setup.max_document_bytes {
             config.index.max_document_bytes = limit;
         }
