@@ -18,8 +18,8 @@ pub use candidate::{Candidate, RankedScore, Scores};
 pub use config::{
     validate_query, ChunkingConfig, Config, HnswConfig, IndexingConfig, LlmBackend, LlmConfig,
     ModelSource, ModelsConfig, RerankConfig, RerankerKind, SearchOptions, BUNDLED_RERANKER,
-    SCIFACT_RERANKER,
     DEFAULT_COMPACT_DEAD_RATIO, MAX_DEPTH, MAX_INSTRUCTION_CHARS, MAX_QUERY_CHARS,
+    SCIFACT_RERANKER,
 };
 pub use document::{Chunk, ChunkId, Document, Metadata};
 pub use error::{Error, Result};

@@ -102,8 +102,11 @@ impl Index {
             _ => {}
         }
         if let Some(p) = precision {
-            m.precision = serde_json::from_value::<Precision>(p.into())
-                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\", \"fast\" or \"int8\"")))?;
+            m.precision = serde_json::from_value::<Precision>(p.into()).map_err(|_| {
+                invalid(format!(
+                    "precision {p:?}: expected \"f32\", \"fast\" or \"int8\""
+                ))
+            })?;
         }
         config.validate().map_err(|e| invalid(e.to_string()))?;
         let engine = py
@@ -417,8 +420,11 @@ impl Reranker {
         };
         source.path = path;
         let precision = match precision {
-            Some(p) => serde_json::from_value::<Precision>(p.into())
-                .map_err(|_| invalid(format!("precision {p:?}: expected \"f32\", \"fast\" or \"int8\"")))?,
+            Some(p) => serde_json::from_value::<Precision>(p.into()).map_err(|_| {
+                invalid(format!(
+                    "precision {p:?}: expected \"f32\", \"fast\" or \"int8\""
+                ))
+            })?,
             None => defaults.models.precision,
         };
         let max_length = max_length.unwrap_or(defaults.rerank.max_length);

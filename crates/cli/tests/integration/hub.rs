@@ -104,7 +104,10 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour, checkpoint: &std::path::P
 
 /// A scratch folder with two pages of the demo indexed.
 fn indexed() -> Sift {
-    with_demo_pages(&["accounts/close-your-account.md", "billing/plans-and-pricing.md"])
+    with_demo_pages(&[
+        "accounts/close-your-account.md",
+        "billing/plans-and-pricing.md",
+    ])
 }
 
 /// `sift search --json --reranker-fallback` against `hub` (None: offline),
@@ -114,7 +117,12 @@ fn search(sift: &Sift, hub: Option<&FakeHub>) -> (serde_json::Value, String) {
         Some(hub) => vec![("HF_ENDPOINT", Some(&hub.url)), ("HF_HUB_OFFLINE", None)],
         None => vec![("HF_ENDPOINT", None), ("HF_HUB_OFFLINE", Some("1"))],
     };
-    let args = ["search", "how do I close my account", "--json", "--reranker-fallback"];
+    let args = [
+        "search",
+        "how do I close my account",
+        "--json",
+        "--reranker-fallback",
+    ];
     let run = sift.run_env(&args, &env);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let json = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
@@ -122,7 +130,10 @@ fn search(sift: &Sift, hub: Option<&FakeHub>) -> (serde_json::Value, String) {
 }
 
 fn reranked_by(response: &serde_json::Value) -> String {
-    response["reranked_by"].as_str().unwrap_or_default().to_string()
+    response["reranked_by"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The first run downloads the three files into HF_HOME's cache (at the

@@ -284,7 +284,10 @@ fn offline_search_reranks_with_the_committed_general_reranker_when_asked() {
     assert!(!sift.path("data").exists());
 
     let on = sift.write("on.toml", "[models]\ncross_encoder_fallback = true\n");
-    for flags in [vec![], vec!["--config", on.to_str().unwrap(), "--no-reranker-fallback"]] {
+    for flags in [
+        vec![],
+        vec!["--config", on.to_str().unwrap(), "--no-reranker-fallback"],
+    ] {
         let response = sift.search_json("close my account", &flags);
         assert!(response["reranked_by"].is_null(), "{flags:?}: {response}");
         assert!(response["hits"][0]["scores"]["rerank"].is_null());
@@ -312,7 +315,10 @@ fn offline_search_reranks_with_the_committed_general_reranker_when_asked() {
             by.contains("the fallback for hf://cross-encoder/ms-marco-MiniLM-L-6-v2"),
             "{by}"
         );
-        assert!(by.contains("MS MARCO (non-commercial research only)"), "{by}");
+        assert!(
+            by.contains("MS MARCO (non-commercial research only)"),
+            "{by}"
+        );
         assert!(response["hits"][0]["scores"]["rerank"].is_number());
     }
 
