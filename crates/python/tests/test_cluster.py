@@ -40,7 +40,9 @@ def test_sharded_search_matches_one_index_and_survives_a_killed_node(cluster, tm
     documents = sift.read_documents(HELPCENTRE)
     router = Router.create(tmp_path / "shards", 3, bi_encoder_path=str(bi_encoder),
                            reranker=sift.Reranker(COMMITTED_RERANKER), timeout_s=10)
-    assert router.add(documents)["documents_written"] == len(documents)
+    report = router.add(documents)
+    assert report["documents_written"] == len(documents)
+    assert report["failed"] == []  # each shard's list of failed documents, joined
     single = sift.Index(tmp_path / "single", create=True, bi_encoder_path=bi_encoder, reranker_path=COMMITTED_RERANKER)
     single.add(documents)
     counts = [i["documents"] for i in router.info()]

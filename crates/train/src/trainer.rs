@@ -938,7 +938,7 @@ impl SetOrders {
             let mut order: Vec<usize> = (0..n).collect();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(
                 self.seed,
-                0x0bde_5e7 + set as u64,
+                0x00bd_e5e7 + set as u64,
                 epoch as u64,
             ));
             order.shuffle(&mut rng);

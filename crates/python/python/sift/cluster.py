@@ -151,7 +151,7 @@ class Router:
         for d in documents:
             groups.setdefault(shard_of(d["id"], len(self.shards)), []).append(d)
         refs = {i: self.shards[i].add.remote(docs) for i, docs in groups.items()}
-        total: Dict[str, int] = {}
+        total: Dict[str, Any] = {}
         failed = []
         for i, ref in refs.items():
             try:
@@ -160,7 +160,11 @@ class Router:
                 failed.append(f"{self.names[i]} ({len(groups[i])} documents): {type(e).__name__}")
                 continue
             for key, value in report.items():
-                total[key] = total.get(key, 0) + value
+                # Counts add up; lists (the documents that failed) join.
+                if isinstance(value, list):
+                    total.setdefault(key, []).extend(value)
+                else:
+                    total[key] = total.get(key, 0) + value
         if failed:
             raise ShardUnavailable(
                 "not written, shard down: " + "; ".join(failed)
