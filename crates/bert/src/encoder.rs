@@ -193,6 +193,12 @@ fn layer_norm(vb: VarBuilder, h: usize) -> Result<LayerNorm> {
 }
 
 impl Encoder {
+    /// The products its linear layers run as: the asked-for kind, or f32
+    /// where this CPU has no kernel for it (see `PackedLinear::for_isa`).
+    pub fn matmul(&self) -> Option<Matmul> {
+        self.layers.first().map(|layer| layer.qkv.kind())
+    }
+
     /// Load from a builder rooted at the BERT body (`embeddings.*`, `encoder.*`).
     pub fn load(vb: VarBuilder, config: &Config, kind: Matmul) -> Result<Encoder> {
         let unsupported = |what: String| Error::Candle(candle_core::Error::Msg(what));

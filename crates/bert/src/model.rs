@@ -46,22 +46,23 @@ impl Bert {
         } else {
             root.clone()
         };
-        let isa = crate::kernels::Isa::detect();
-        let lacking = match precision {
-            Precision::Int8 if !isa.avx512_vnni => Some("AVX-512 VNNI"),
-            Precision::Fast if !(isa.avx512_bf16 || isa.amx_bf16) => Some("AMX or AVX-512 BF16"),
-            _ => None,
-        };
-        if let Some(lacking) = lacking {
-            // Said, so that a precision that changes nothing is not taken
-            // for a slow one.
+        let wanted = Matmul::from(precision);
+        let encoder =
+            Encoder::load(body.clone(), &config, wanted).map_err(|e| invalid(&files.weights, e))?;
+        // Said, so that a precision that changes nothing is not taken for a
+        // slow one. The kernels decided; this only reports what they chose.
+        if let Some(ran) = encoder.matmul().filter(|&ran| ran != wanted) {
+            let needs = match wanted {
+                Matmul::Int8 => "AVX-512 VNNI",
+                Matmul::Bf16 => "AMX or AVX-512 BF16",
+                Matmul::F32 => "nothing",
+            };
             tracing::warn!(
-                "precision {precision} asked for {}, but this CPU lacks {lacking}: its linear layers run in f32",
-                files.origin
+                "precision {precision} asked for {}, but its kernels need {needs} and do not run here (this CPU, or SIFT_KERNELS): its linear layers run in {}",
+                files.origin,
+                format!("{ran:?}").to_lowercase()
             );
         }
-        let encoder = Encoder::load(body.clone(), &config, Matmul::from(precision))
-            .map_err(|e| invalid(&files.weights, e))?;
         Ok((Bert { encoder, config }, root, body))
     }
 

@@ -166,13 +166,14 @@ impl Settings {
         if let Some(path) = &self.reranker_path {
             m.cross_encoder.path = Some(path.clone());
         }
-        if self.reranker_fallback {
-            if m.cross_encoder_fallback.is_none() {
-                m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
-            }
+        // --reranker-fallback wins over SIFT_NO_RERANKER_FALLBACK.
+        m.ask_for_fallback(if self.reranker_fallback {
+            Some(true)
         } else if self.no_reranker_fallback {
-            m.cross_encoder_fallback = None;
-        }
+            Some(false)
+        } else {
+            None
+        });
         set(&mut m.embed_max_tokens, self.embed_max_tokens);
         set(&mut m.embed_batch_size, self.embed_batch_size);
         set(&mut m.precision, self.precision);

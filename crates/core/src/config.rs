@@ -163,6 +163,23 @@ pub struct ModelsConfig {
     pub precision: Precision,
 }
 
+impl ModelsConfig {
+    /// A caller's word on the fallback reranker over the config's: `true`
+    /// asks for one (the config's, else the committed
+    /// [`BUNDLED_RERANKER`]), `false` for none, `None` leaves the config's
+    /// choice. The CLI's flags and Python's keyword both come here.
+    pub fn ask_for_fallback(&mut self, wanted: Option<bool>) {
+        match wanted {
+            Some(true) => {
+                self.cross_encoder_fallback
+                    .get_or_insert_with(|| ModelSource::local(BUNDLED_RERANKER));
+            }
+            Some(false) => self.cross_encoder_fallback = None,
+            None => {}
+        }
+    }
+}
+
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
@@ -725,6 +742,25 @@ mod tests {
         assert_eq!(
             other.models.cross_encoder_fallback,
             Some(ModelSource::local("my/reranker"))
+        );
+        // A caller's word: true keeps the configured one, else the committed one.
+        let mut asked = other.models.clone();
+        asked.ask_for_fallback(Some(true));
+        assert_eq!(
+            asked.cross_encoder_fallback,
+            Some(ModelSource::local("my/reranker"))
+        );
+        asked.ask_for_fallback(None);
+        assert_eq!(
+            asked.cross_encoder_fallback,
+            Some(ModelSource::local("my/reranker"))
+        );
+        asked.ask_for_fallback(Some(false));
+        assert_eq!(asked.cross_encoder_fallback, None);
+        asked.ask_for_fallback(Some(true));
+        assert_eq!(
+            asked.cross_encoder_fallback,
+            Some(ModelSource::local(BUNDLED_RERANKER))
         );
         for config in [on, off, other] {
             let back: Config = toml::from_str(&config.to_toml()).unwrap();

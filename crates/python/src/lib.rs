@@ -54,6 +54,15 @@ fn read<T: serde::de::DeserializeOwned>(value: &Bound<'_, PyAny>, what: &str) ->
     depythonize(value).map_err(|e| invalid(format!("invalid {what}: {e}")))
 }
 
+/// A `precision=` keyword: one of the config's names for [`Precision`].
+fn parse_precision(p: &str) -> PyResult<Precision> {
+    serde_json::from_value::<Precision>(p.into()).map_err(|_| {
+        invalid(format!(
+            "precision {p:?}: expected \"f32\", \"fast\" or \"int8\""
+        ))
+    })
+}
+
 /// A sift index folder, opened (or created) with its models loaded.
 ///
 /// `Index(path, create=False, config=None, bi_encoder_path=None,
@@ -92,21 +101,9 @@ impl Index {
         if let Some(p) = reranker_path.or_else(|| env_path("SIFT_RERANKER_PATH")) {
             m.cross_encoder.path = Some(p);
         }
-        // None keeps the config's choice (none unless it names one); True
-        // asks for the committed general reranker, False turns it off.
-        match reranker_fallback {
-            Some(true) if m.cross_encoder_fallback.is_none() => {
-                m.cross_encoder_fallback = Some(ModelSource::local(sift_core::BUNDLED_RERANKER));
-            }
-            Some(false) => m.cross_encoder_fallback = None,
-            _ => {}
-        }
+        m.ask_for_fallback(reranker_fallback);
         if let Some(p) = precision {
-            m.precision = serde_json::from_value::<Precision>(p.into()).map_err(|_| {
-                invalid(format!(
-                    "precision {p:?}: expected \"f32\", \"fast\" or \"int8\""
-                ))
-            })?;
+            m.precision = parse_precision(p)?;
         }
         config.validate().map_err(|e| invalid(e.to_string()))?;
         let engine = py
@@ -420,11 +417,7 @@ impl Reranker {
         };
         source.path = path;
         let precision = match precision {
-            Some(p) => serde_json::from_value::<Precision>(p.into()).map_err(|_| {
-                invalid(format!(
-                    "precision {p:?}: expected \"f32\", \"fast\" or \"int8\""
-                ))
-            })?,
+            Some(p) => parse_precision(p)?,
             None => defaults.models.precision,
         };
         let max_length = max_length.unwrap_or(defaults.rerank.max_length);

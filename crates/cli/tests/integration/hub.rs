@@ -35,6 +35,14 @@ struct FakeHub {
 
 impl FakeHub {
     fn start(behaviour: Behaviour, checkpoint: PathBuf) -> FakeHub {
+        // Read once: every request (a probe and a download per file) is
+        // answered from memory.
+        let files: Arc<Vec<Vec<u8>>> = Arc::new(
+            FILES
+                .iter()
+                .map(|f| std::fs::read(checkpoint.join(f)).unwrap())
+                .collect(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(AtomicUsize::new(0));
@@ -42,8 +50,8 @@ impl FakeHub {
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counted.fetch_add(1, Ordering::SeqCst);
-                let checkpoint = checkpoint.clone();
-                thread::spawn(move || answer(stream, behaviour, &checkpoint));
+                let files = files.clone();
+                thread::spawn(move || answer(stream, behaviour, &files));
             }
         });
         FakeHub { url, requests }
@@ -54,7 +62,8 @@ impl FakeHub {
     }
 }
 
-fn answer(mut stream: TcpStream, behaviour: Behaviour, checkpoint: &std::path::Path) {
+/// One request: `files` holds [`FILES`]' contents in order.
+fn answer(mut stream: TcpStream, behaviour: Behaviour, files: &[Vec<u8>]) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
@@ -77,10 +86,11 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour, checkpoint: &std::path::P
     }
     let path = request_line.split_whitespace().nth(1).unwrap_or_default();
     let prefix = format!("/{REPO}/resolve/main/");
-    let file = path
+    let served = path
         .strip_prefix(&prefix)
-        .filter(|f| FILES.contains(f) && behaviour == Behaviour::Serve);
-    let Some(file) = file else {
+        .and_then(|f| FILES.iter().position(|&known| known == f))
+        .filter(|_| behaviour == Behaviour::Serve);
+    let Some(index) = served else {
         let body = "Entry not found";
         let _ = write!(
             stream,
@@ -89,7 +99,7 @@ fn answer(mut stream: TcpStream, behaviour: Behaviour, checkpoint: &std::path::P
         );
         return;
     };
-    let bytes = std::fs::read(checkpoint.join(file)).unwrap();
+    let (file, bytes) = (FILES[index], &files[index]);
     let size = bytes.len();
     let start = range.0.min(size - 1);
     let end = range.1.unwrap_or(size - 1).min(size - 1);
